@@ -1,0 +1,1 @@
+"""Benchmarks and evaluations that write reports (JSON + Markdown)."""

@@ -1,0 +1,1 @@
+"""The three HETA components: gate M, curvature S, information gain I."""

@@ -1,0 +1,113 @@
+"""Component 3 (spec): information gain I from masking one token at a time.
+
+    I_i = KL(P || P_masked_i) = sum_v P_v (log P_v - log Q_v),   P = softmax(logits[p])
+
+computed from log_softmax (no clamped probabilities). Masking token i leaves positions < i
+unchanged, so the key/value cache of the unmasked prefix is computed once and each chunk
+of masked copies recomputes only positions >= its first masked position: about n^2/2
+token-positions instead of n^2, batched `mask_batch` copies per pass, SDPA kernels, no
+attentions, last-position logits only.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..control import NO_CONTROL, JobControl
+from ..errors import InputError
+from ..models.loader import LoadedModel, attention_implementation
+from ..settings import HetaSettings
+
+
+def mask_vector(lm: LoadedModel, X: torch.Tensor, scheme: str) -> torch.Tensor | None:
+    """The embedding that replaces a masked token (None for 'delete')."""
+    if scheme == "zero":
+        return torch.zeros_like(X[0])
+    if scheme == "mean":
+        return X.mean(0)
+    if scheme == "pad":
+        tok = lm.tokenizer
+        candidates = [getattr(tok, "pad_token_id", None), getattr(tok, "unk_token_id", None),
+                      getattr(lm.model.config, "pad_token_id", None)]
+        pad_id = next((c for c in candidates if isinstance(c, int)), None)
+        if pad_id is None:
+            raise InputError("This model has no pad or unk token; use mask 'zero', 'mean' or 'delete'.", "mask")
+        return lm.model.get_input_embeddings().weight[pad_id].detach().to(X.dtype)
+    if scheme == "delete":
+        return None
+    raise InputError(f"Unknown mask scheme {scheme!r}.", "mask")
+
+
+def kl_from_logits(logp: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """KL(P || Q) for log P (V,) and a batch of logits (B, V), in the dtype of logp."""
+    logq = torch.log_softmax(logits_q.to(logp.dtype), dim=-1)
+    return (logp.exp() * (logp - logq)).sum(-1)
+
+
+@torch.no_grad()
+def information_scores(lm: LoadedModel, X: torch.Tensor, logits_p: torch.Tensor, scored: torch.Tensor,
+                       settings: HetaSettings, control: JobControl = NO_CONTROL) -> torch.Tensor:
+    """I_raw (n,) in nats, zeros at unscored positions. logits_p: unmasked logits at p."""
+    model = lm.model
+    n = X.shape[0]
+    wd = logits_p.dtype if logits_p.dtype == torch.float64 else torch.float32
+    logp = torch.log_softmax(logits_p.to(wd), dim=-1)
+    positions = torch.nonzero(scored).flatten().tolist()
+    delete = settings.mask == "delete"
+    if delete and n < 2:
+        raise InputError("Mask 'delete' needs at least 2 context tokens; use mask 'zero'.", "mask")
+    mask_vec = mask_vector(lm, X, settings.mask)
+    I = torch.zeros(n, dtype=wd, device=X.device)
+    with attention_implementation(model, "sdpa"):
+        prefix = model(inputs_embeds=X[None], use_cache=True, logits_to_keep=1).past_key_values
+        kv = [(layer[0], layer[1]) for layer in prefix]
+        done = 0
+        for chunk in _chunks(positions, settings.mask_batch, n, delete):
+            control.step("masking", done, len(positions))
+            logits_q = _masked_suffix_logits(model, X, kv, chunk, mask_vec)
+            I[chunk] = kl_from_logits(logp, logits_q)
+            done += len(chunk)
+        control.step("masking", len(positions), len(positions))
+    del prefix, kv
+    return I
+
+
+def _chunks(positions: list[int], size: int, n: int, delete: bool):
+    """Consecutive masked positions, `size` at a time. Deleting the last token leaves no suffix
+    to recompute, so it gets a chunk of its own."""
+    pending: list[int] = []
+    for i in positions:
+        if delete and i == n - 1:
+            continue
+        pending.append(i)
+        if len(pending) == size:
+            yield pending
+            pending = []
+    if pending:
+        yield pending
+    if delete and (n - 1) in positions:
+        yield [n - 1]
+
+
+def _masked_suffix_logits(model, X: torch.Tensor, kv, chunk: list[int], mask_vec: torch.Tensor | None) -> torch.Tensor:
+    """Logits at the last position for each masked copy in `chunk`, reusing the cached prefix."""
+    from transformers import DynamicCache
+
+    n, d = X.shape
+    start, B = chunk[0], len(chunk)
+    if mask_vec is None:  # delete: drop row i; later tokens move one position left
+        keep = [torch.cat([X[start:i], X[i + 1:]]) for i in chunk]
+        suffix = torch.stack(keep)
+        if suffix.shape[1] == 0:  # deleted the last token: the prediction is read at position n-2
+            return model(inputs_embeds=X[None, : n - 1], use_cache=False, logits_to_keep=1).logits[:, -1]
+    else:
+        suffix = X[start:].unsqueeze(0).repeat(B, 1, 1)
+        suffix[torch.arange(B), torch.tensor(chunk) - start] = mask_vec
+    L = suffix.shape[1]
+    position_ids = torch.arange(start, start + L, device=X.device).unsqueeze(0).expand(B, L)
+    cache = None
+    if start > 0:
+        cache = DynamicCache(ddp_cache_data=[(k[:, :, :start].expand(B, -1, -1, -1).contiguous(),
+                                              v[:, :, :start].expand(B, -1, -1, -1).contiguous()) for k, v in kv])
+    out = model(inputs_embeds=suffix, past_key_values=cache, position_ids=position_ids, use_cache=cache is not None,
+                logits_to_keep=1)
+    return out.logits[:, -1]

@@ -1,0 +1,144 @@
+"""Explain one prediction: build the context, run a registered method, collect statistics.
+
+    lm = load_model("smollm2-135m")                    # once
+    exp = explain(lm, "The capital of France is")       # many times
+    exp.top_tokens(5)
+
+The method sees only embeddings, ids and the scored mask; everything a report shows
+(target probability, alternatives, percentiles, timings, memory) is computed here, the same
+way for every method.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .combine import percentiles, ranks
+from .control import JobControl
+from .errors import InputError, ResourceLimitError
+from .methods import AttributionResult, MethodInput, get_method
+from .models.loader import LoadedModel, attention_implementation
+from .settings import HetaSettings
+from .targets import Context, TargetSpec, build_context
+from .tokens import raw_piece_display
+from profiling.memory import PeakMemory, StageTimer
+
+
+@dataclass
+class Alternative:
+    id: int
+    text: str
+    prob: float
+
+
+@dataclass
+class TargetStats:
+    prob: float  # p(y) at p
+    logprob: float
+    rank: int  # 1 = the model's top choice
+    alternatives: list[Alternative]  # top-5 at p
+
+
+@dataclass
+class Explanation:
+    """Everything one explanation produced; `heta_lite.report.build_report` turns it into JSON."""
+
+    model: dict[str, Any]
+    method: str
+    settings: HetaSettings
+    context: Context
+    target: TargetStats
+    result: AttributionResult
+    normalised: np.ndarray  # scores / sum over scored tokens
+    percentile: np.ndarray  # NaN for unscored
+    rank: np.ndarray  # 1 = most influential, 0 for unscored
+    timings: dict[str, float]
+    memory: dict[str, Any]
+    created: float = field(default_factory=time.time)
+    version: str = __version__
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.result.scores
+
+    def top_tokens(self, k: int = 10) -> list[tuple[int, str, float]]:
+        """(index, readable text, normalised score) of the k most influential tokens."""
+        order = [i for i in np.argsort(self.rank) if self.rank[i] > 0][:k]
+        toks = self.context.context_tokens
+        return [(int(i), toks[i].display, float(self.normalised[i])) for i in order]
+
+
+def target_stats(lm: LoadedModel, logits: torch.Tensor, target_id: int, top: int = 5) -> TargetStats:
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    probs = logp.exp()
+    p_y = float(probs[target_id])
+    rank = int((probs > probs[target_id]).sum()) + 1
+    top_p, top_i = probs.topk(top)
+    alts = [Alternative(int(i), raw_piece_display(lm.tokenizer, int(i)) if lm.tokenizer else str(int(i)), float(p))
+            for p, i in zip(top_p, top_i)]
+    return TargetStats(prob=p_y, logprob=float(logp[target_id]), rank=rank, alternatives=alts)
+
+
+def embed(lm: LoadedModel, ids: list[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    input_ids = torch.as_tensor(ids, dtype=torch.long, device=lm.device)
+    with torch.no_grad():
+        X = lm.model.get_input_embeddings()(input_ids).detach()
+    return input_ids, X
+
+
+@torch.no_grad()
+def logits_at_last(lm: LoadedModel, X: torch.Tensor) -> torch.Tensor:
+    with attention_implementation(lm.model, "sdpa"):
+        return lm.model(inputs_embeds=X[None], use_cache=False, logits_to_keep=1).logits[0, -1]
+
+
+def explain_context(lm: LoadedModel, ctx: Context, settings: HetaSettings, method: str = "heta",
+                    control: JobControl | None = None, timer: StageTimer | None = None) -> Explanation:
+    """Run `method` on an already-built context (e.g. another target of the same generation)."""
+    control = control or JobControl()
+    timer = timer or StageTimer()
+    if ctx.target_pos > settings.max_tokens:
+        raise InputError(f"The context is {ctx.target_pos} tokens; the limit is {settings.max_tokens} tokens.", "prompt")
+    impl = get_method(method)
+    t0 = time.perf_counter()
+    with PeakMemory() as peak:
+        input_ids, X = embed(lm, ctx.input_ids)
+        scored = torch.tensor(ctx.scored, device=lm.device)
+        inp = MethodInput(lm=lm, input_ids=input_ids, X=X, target_id=ctx.target_id, scored=scored,
+                          settings=settings, control=control, timer=timer)
+        try:
+            result = impl.attribute(inp)
+        except torch.OutOfMemoryError as err:
+            raise ResourceLimitError(f"Out of memory while explaining {len(ctx.input_ids)} tokens; "
+                                     "use the 'fast' quality, a smaller batch or a shorter prompt.") from err
+        finally:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        logits = result.logits if result.logits is not None else logits_at_last(lm, X)
+        stats = target_stats(lm, logits, ctx.target_id)
+    scored_np = np.asarray(ctx.scored)
+    scores = np.where(scored_np, result.scores, 0.0)
+    result.scores = scores
+    total = scores.sum()
+    normalised = scores / total if total > 0 else np.where(scored_np, 1.0 / scored_np.sum(), 0.0)
+    timings = dict(timer.seconds)
+    timings["attribution_total"] = time.perf_counter() - t0
+    return Explanation(model=lm.describe(), method=method, settings=settings, context=ctx, target=stats,
+                       result=result, normalised=normalised, percentile=percentiles(scores, scored_np),
+                       rank=ranks(scores, scored_np), timings=timings, memory=peak.to_dict())
+
+
+def explain(lm: LoadedModel, prompt: str, target: TargetSpec | None = None, settings: HetaSettings | None = None,
+            method: str = "heta", control: JobControl | None = None) -> Explanation:
+    """Explain one prediction of `lm` on `prompt` (default: the first generated token)."""
+    settings = settings or HetaSettings.preset("balanced")
+    target = target or TargetSpec()
+    timer = StageTimer()
+    with timer.stage("context"):
+        ctx = build_context(lm.model, lm.tokenizer, prompt, target, max_tokens=settings.max_tokens)
+    return explain_context(lm, ctx, settings, method, control, timer)

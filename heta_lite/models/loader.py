@@ -1,0 +1,185 @@
+"""Load a causal LM once, for many explanations.
+
+One code path for every source: the offline GGUF is converted to a folder first, and hub
+ids and folders both go through `from_pretrained`. The model is loaded with eager
+attention because the gate needs attention probabilities and the curvature needs second
+derivatives (SDPA on CPU has neither); passes that need neither switch to SDPA with
+`attention_implementation(...)`.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from ..errors import ModelUnavailableError, UnsupportedModelError
+from .arch import ArchSpec, HeadDims, arch_for, head_dims
+from .gguf_convert import converted_folder
+from .registry import ModelSource, resolve_model_name
+
+log = logging.getLogger(__name__)
+
+QUANT_MODES = ("none", "8bit", "4bit")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to explain: weights, tokenizer, and what the gate needs to know."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    source: str  # hub id or folder the weights came from
+    revision: str  # commit hash or folder path: part of every cache key
+    arch: ArchSpec
+    dims: HeadDims
+    quantization: str = "none"
+    load_seconds: float = 0.0
+    chat_template: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.get_input_embeddings().weight.dtype
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "revision": self.revision,
+            "architecture": self.arch.name,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "quantization": self.quantization,
+            "device": str(self.device),
+            "num_parameters": int(sum(p.numel() for p in self.model.parameters())),
+            "num_layers": len(self.arch.blocks(self.model)),
+            "num_heads": self.dims.num_heads,
+            "num_kv_heads": self.dims.num_kv_heads,
+        }
+
+
+def wrap_model(model, tokenizer=None, name: str = "in-process", source: str = "in-process",
+               revision: str = "in-process", quantization: str = "none") -> LoadedModel:
+    """Wrap an already-built model (tests, notebooks) without going through a loader."""
+    arch = arch_for(model)
+    model.eval()
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, name=name, source=source, revision=revision, arch=arch,
+        dims=head_dims(model.config), quantization=quantization,
+        chat_template=bool(tokenizer is not None and getattr(tokenizer, "chat_template", None)),
+    )
+
+
+def _default_dtype(device: str) -> torch.dtype:
+    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+def load_model(name: str | None = "auto", *, device: str | None = None, dtype: torch.dtype | None = None,
+               quantization: str = "none") -> LoadedModel:
+    """Load by short name, hub id or folder. Failures are one actionable sentence."""
+    if quantization not in QUANT_MODES:
+        raise ModelUnavailableError(f"quantization must be one of {QUANT_MODES}, got {quantization!r}.")
+    source = resolve_model_name(name)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if quantization != "none" and dtype is None:
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    dtype = dtype or _default_dtype(device)
+    t0 = time.perf_counter()
+    location, revision = _materialise(source)
+    kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": "eager"}
+    if quantization != "none":
+        from quant.config import bnb_config
+
+        kwargs["quantization_config"] = bnb_config(quantization, compute_dtype=dtype)
+        kwargs["device_map"] = {"": device}
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(location)
+    except (OSError, ValueError) as err:
+        raise _unavailable(source, err) from None
+    if getattr(config, "model_type", None) is None:
+        raise UnsupportedModelError(f"'{source.name}' has no model_type in its config; it is not a causal LM folder.")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+    except (OSError, ValueError, KeyError) as err:
+        raise _unavailable(source, err) from None
+    if quantization == "none":
+        model.to(device)
+    model.eval()
+    model.requires_grad_(False)
+    lm = wrap_model(model, tokenizer, name=source.name, source=location, revision=revision, quantization=quantization)
+    lm.load_seconds = time.perf_counter() - t0
+    log.info("loaded %s (%s, %s) in %.1f s", source.name, lm.dtype, device, lm.load_seconds)
+    return lm
+
+
+def _materialise(source: ModelSource) -> tuple[str, str]:
+    """(folder or hub id to pass to from_pretrained, revision string for cache keys)."""
+    if source.kind == "gguf-package":
+        folder = converted_folder(source)
+        return str(folder), f"{source.gguf_file}@{_mtime(folder / 'config.json')}"
+    if source.kind == "local":
+        return source.location, f"local:{source.location}@{_mtime(Path(source.location) / 'config.json')}"
+    return source.location, _hub_revision(source.location)
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return int(path.stat().st_mtime)
+    except OSError:
+        return 0
+
+
+def _hub_revision(repo_id: str) -> str:
+    """The cached snapshot's commit hash when known (no network call), else 'main'."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        path = try_to_load_from_cache(repo_id, "config.json")
+        if isinstance(path, str):
+            return Path(path).parent.name
+    except Exception:  # noqa: BLE001 - a missing revision only weakens cache keys
+        pass
+    return "main"
+
+
+def _unavailable(source: ModelSource, err: Exception) -> ModelUnavailableError:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if "model type" in text.lower() or "unrecognized" in text.lower():
+        return UnsupportedModelError(
+            f"'{source.name}' is not a causal LM that transformers knows ({text}); pick another model."
+        )
+    if source.kind == "hub":
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        return ModelUnavailableError(
+            f"Model '{source.location}' is not in the local Hugging Face cache and "
+            f"{'offline mode is on' if offline else 'the hub could not be reached'}; download it where there is "
+            f"network (`hf download {source.location}`) or use the offline model with --model smollm2-135m."
+        )
+    return ModelUnavailableError(f"Could not load '{source.name}': {text}.")
+
+
+@contextlib.contextmanager
+def attention_implementation(model, impl: str) -> Iterator[None]:
+    """Temporarily switch attention kernels (e.g. SDPA for passes that need no attentions)."""
+    old = model.config._attn_implementation
+    if old == impl:
+        yield
+        return
+    model.set_attn_implementation(impl)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(old)

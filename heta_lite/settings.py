@@ -1,0 +1,91 @@
+"""Settings of one explanation: every knob of the spec, plus the quality presets.
+
+`HetaSettings` is a frozen dataclass so that a report can record exactly what it ran
+with and a cache can key on it. Presets are starting points; any field can be
+overridden (`HetaSettings.preset("fast", seed=3)`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import InputError
+
+Estimator = Literal["block", "global"]
+MaskScheme = Literal["zero", "mean", "pad", "delete"]
+Combination = Literal["normalised", "raw"]
+
+ESTIMATORS = ("block", "global")
+MASK_SCHEMES = ("zero", "mean", "pad", "delete")
+COMBINATIONS = ("normalised", "raw")
+QUALITIES = ("fast", "balanced", "accurate")
+
+
+@dataclass(frozen=True)
+class HetaSettings:
+    """All knobs of HETA (spec: 'Quality vs latency').
+
+    estimator / num_probes (m): curvature estimator for S.
+    mask: what replaces token i's embedding for the information gain I.
+    beta, gamma: weights of S and I in Attr_i = M_i * (beta*S_i + gamma*I_i).
+    combination: 'normalised' (S, I each sum to 1 over scored tokens) or 'raw' (paper's code).
+    seed: seed of the Rademacher probes; same input + seed -> same output.
+    max_tokens: context budget; longer contexts are refused with a message naming it.
+    probe_batch / mask_batch: how many probes / masked copies share one pass (speed only,
+    never changes results).
+    """
+
+    quality: str = "balanced"
+    estimator: Estimator = "block"
+    num_probes: int = 3
+    mask: MaskScheme = "zero"
+    beta: float = 0.5
+    gamma: float = 0.5
+    combination: Combination = "normalised"
+    seed: int = 0
+    max_tokens: int = 512
+    probe_batch: int = 16
+    mask_batch: int = 16
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise InputError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}.", "estimator")
+        if self.mask not in MASK_SCHEMES:
+            raise InputError(f"mask must be one of {MASK_SCHEMES}, got {self.mask!r}.", "mask")
+        if self.combination not in COMBINATIONS:
+            raise InputError(f"combination must be one of {COMBINATIONS}, got {self.combination!r}.", "combination")
+        if not (1 <= int(self.num_probes) <= 256):
+            raise InputError(f"num_probes must be between 1 and 256, got {self.num_probes}.", "num_probes")
+        if not (1 <= int(self.max_tokens) <= 32768):
+            raise InputError(f"max_tokens must be between 1 and 32768, got {self.max_tokens}.", "max_tokens")
+        if self.beta < 0 or self.gamma < 0 or (self.beta == 0 and self.gamma == 0):
+            raise InputError("beta and gamma must be >= 0 and not both 0.", "beta")
+        if self.probe_batch < 1 or self.mask_batch < 1:
+            raise InputError("probe_batch and mask_batch must be >= 1.", "probe_batch")
+
+    @classmethod
+    def preset(cls, quality: str = "balanced", **overrides: Any) -> "HetaSettings":
+        """Settings of a named quality preset, with any field overridden."""
+        if quality not in PRESETS:
+            raise InputError(f"quality must be one of {QUALITIES}, got {quality!r}.", "quality")
+        values = {**PRESETS[quality], **{k: v for k, v in overrides.items() if v is not None}}
+        return cls(quality=quality, **values)
+
+    def replace(self, **changes: Any) -> "HetaSettings":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return d
+
+
+# accurate = the paper's estimator and probe count (block, m = 10).
+# fast = Hutchinson 'global' estimator: m HVPs in total instead of n*m.
+PRESETS: dict[str, dict[str, Any]] = {
+    "fast": {"estimator": "global", "num_probes": 4},
+    "balanced": {"estimator": "block", "num_probes": 3},
+    "accurate": {"estimator": "block", "num_probes": 10},
+}

@@ -1,0 +1,222 @@
+"""Which prediction to explain, and the exact context the model saw for it.
+
+Two modes (spec, 'Target selection'):
+- position: the user picks t inside the tokenized text; y = ids[t], context = ids[:t].
+- generated: the model greedily generates after the prompt (chat template applied in chat
+  mode); the user picks generated token k (0 = first); context = prompt ids + generated
+  ids before k, exactly the ids that produced token k.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import InputError
+from .tokens import TokenInfo, token_infos
+
+SENTINEL = "\u2063HETA\u2063SENTINEL\u2063"
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """position: teacher-forced t (1..len-1); generated: index k of a generated token (0-based).
+    Neither given means the first generated token. chat: None = use the chat template when the
+    tokenizer has one."""
+
+    position: int | None = None
+    generated: int | None = None
+    max_new_tokens: int = 20
+    chat: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.position is not None and self.generated is not None:
+            raise InputError("Give either a target position or a generated-token index, not both.", "target")
+        if self.position is not None and int(self.position) < 0:
+            raise InputError(f"Target position must be >= 1, got {self.position}.", "target_pos")
+        if self.generated is not None and int(self.generated) < 0:
+            raise InputError(f"Generated-token index must be >= 0, got {self.generated}.", "target_gen")
+        if not (1 <= int(self.max_new_tokens) <= 1024):
+            raise InputError(f"max_new_tokens must be between 1 and 1024, got {self.max_new_tokens}.", "max_new_tokens")
+
+    @property
+    def mode(self) -> str:
+        return "position" if self.position is not None else "generated"
+
+
+@dataclass
+class Context:
+    """The context x_0..x_{t-1}, the target y = x_t, and every token's text and flags."""
+
+    prompt: str
+    text: str  # rendered prompt (+ generated text): offsets index into this
+    mode: str
+    chat: bool
+    ids: list[int]  # all ids: prompt (+ generated)
+    target_pos: int  # t
+    tokens: list[TokenInfo]  # all tokens of `ids`
+    prompt_len: int  # number of prompt ids (the rest are generated)
+    generated_ids: list[int] = field(default_factory=list)
+
+    @property
+    def input_ids(self) -> list[int]:
+        return self.ids[: self.target_pos]
+
+    @property
+    def target_id(self) -> int:
+        return self.ids[self.target_pos]
+
+    @property
+    def context_tokens(self) -> list[TokenInfo]:
+        return self.tokens[: self.target_pos]
+
+    @property
+    def target_token(self) -> TokenInfo:
+        return self.tokens[self.target_pos]
+
+    @property
+    def scored(self) -> list[bool]:
+        return [not t.special for t in self.context_tokens]
+
+    @property
+    def generated_index(self) -> int | None:
+        return self.target_pos - self.prompt_len if self.mode == "generated" else None
+
+    def with_target(self, target_pos: int) -> "Context":
+        """The same sequence with another target (no re-generation: ids are reused exactly)."""
+        _check_position(target_pos, len(self.ids))
+        return Context(self.prompt, self.text, self.mode if target_pos >= self.prompt_len else "position",
+                       self.chat, self.ids, target_pos, self.tokens, self.prompt_len, self.generated_ids)
+
+
+def _check_position(t: int, length: int) -> None:
+    if not (1 <= t < length):
+        raise InputError(
+            f"Target position {t} is outside the text: it has {length} tokens, so pick 1..{length - 1} "
+            "(position 0 has no context before it).", "target_pos")
+
+
+def check_prompt(prompt: str, max_chars: int = 200_000) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError("The prompt is empty; type some text to explain.", "prompt")
+    if len(prompt) > max_chars:
+        raise InputError(f"The prompt has {len(prompt):,} characters; the limit is {max_chars:,}.", "prompt")
+    return prompt
+
+
+def use_chat(tokenizer, chat: bool | None) -> bool:
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if chat and not has_template:
+        raise InputError("This model has no chat template; turn chat mode off.", "chat")
+    return has_template if chat is None else bool(chat)
+
+
+def encode_prompt(tokenizer, prompt: str, chat: bool) -> tuple[str, list[int], list[tuple[int, int]], list[bool], list[str]]:
+    """(rendered text, ids, char offsets, special flags, origin) of the prompt."""
+    special_ids = set(tokenizer.all_special_ids)
+    if chat:
+        def render(content: str) -> str:
+            return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
+                                                 add_generation_prompt=True)
+
+        text = render(prompt)
+        # Locate the user's text by rendering a sentinel in its place: robust to templates that trim.
+        before, _, after = render(SENTINEL).partition(SENTINEL)
+        content = (len(before), len(text) - len(after))
+        add_special = False
+    else:
+        text, content, add_special = prompt, (0, len(prompt)), True
+    ids, offsets = _encode_with_offsets(tokenizer, text, add_special)
+    origin = ["prompt" if (s < content[1] and e > content[0] and e > s) else "template" for s, e in offsets]
+    special = [tid in special_ids or o == "template" for tid, o in zip(ids, origin)]
+    return text, ids, offsets, special, origin
+
+
+def _encode_with_offsets(tokenizer, text: str, add_special: bool) -> tuple[list[int], list[tuple[int, int]]]:
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
+        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+    ids = tokenizer(text, add_special_tokens=add_special)["input_ids"]
+    return list(ids), offsets_by_decoding(tokenizer, ids, base=0)
+
+
+def offsets_by_decoding(tokenizer, ids: list[int], base: int) -> list[tuple[int, int]]:
+    """Char offsets of ids in decode(ids), by incremental decoding (for generated tokens)."""
+    offsets, prev = [], 0
+    for j in range(len(ids)):
+        cur = len(tokenizer.decode(ids[: j + 1], skip_special_tokens=False, clean_up_tokenization_spaces=False))
+        offsets.append((base + prev, base + max(cur, prev)))
+        prev = max(cur, prev)
+    return offsets
+
+
+@torch.no_grad()
+def greedy_generate(model, ids: list[int], max_new_tokens: int, eos_ids: set[int]) -> list[int]:
+    """Plain greedy decoding with a KV cache; stops after an end-of-sequence token."""
+    from .models.loader import attention_implementation
+
+    device = next(model.parameters()).device
+    out_ids: list[int] = []
+    with attention_implementation(model, "sdpa"):
+        inp = torch.tensor([ids], device=device)
+        past = None
+        for _ in range(max_new_tokens):
+            out = model(input_ids=inp, past_key_values=past, use_cache=True, logits_to_keep=1)
+            past = out.past_key_values
+            nxt = int(out.logits[0, -1].argmax())
+            out_ids.append(nxt)
+            if nxt in eos_ids:
+                break
+            inp = torch.tensor([[nxt]], device=device)
+    return out_ids
+
+
+def eos_token_ids(model, tokenizer) -> set[int]:
+    ids = set()
+    for src in (getattr(model, "generation_config", None), tokenizer):
+        eos = getattr(src, "eos_token_id", None)
+        if isinstance(eos, int):
+            ids.add(eos)
+        elif isinstance(eos, (list, tuple)):
+            ids.update(int(e) for e in eos)
+    return ids
+
+
+def build_context(model, tokenizer, prompt: str, target: TargetSpec, max_tokens: int = 512) -> Context:
+    """Tokenize (and generate, in generated mode) and check the limits the spec names."""
+    check_prompt(prompt)
+    if target.mode == "position":
+        text, ids, offsets, special, origin = encode_prompt(tokenizer, prompt, chat=False)
+        _check_length(len(ids), max_tokens, "The text")
+        _check_position(int(target.position), len(ids))
+        tokens = token_infos(tokenizer, ids, text, offsets, special, origin)
+        ctx = Context(prompt, text, "position", False, ids, int(target.position), tokens, len(ids))
+    else:
+        chat = use_chat(tokenizer, target.chat)
+        text, ids, offsets, special, origin = encode_prompt(tokenizer, prompt, chat=chat)
+        k = int(target.generated or 0)
+        new_tokens = max(int(target.max_new_tokens), k + 1)
+        _check_length(len(ids) + k + 1, max_tokens, "The prompt plus the generated tokens up to the target")
+        gen = greedy_generate(model, ids, min(new_tokens, max_tokens - len(ids)), eos_token_ids(model, tokenizer))
+        if k >= len(gen):
+            raise InputError(
+                f"The model generated only {len(gen)} token(s) (it stopped at end-of-sequence); "
+                f"pick a generated token 0..{len(gen) - 1}.", "target_gen")
+        gen_text = tokenizer.decode(gen, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        gen_offsets = offsets_by_decoding(tokenizer, gen, base=len(text))
+        special_ids = set(tokenizer.all_special_ids)
+        all_ids = ids + gen
+        tokens = token_infos(tokenizer, all_ids, text + gen_text, offsets + gen_offsets,
+                             special + [g in special_ids for g in gen], origin + ["generated"] * len(gen))
+        ctx = Context(prompt, text + gen_text, "generated", chat, all_ids, len(ids) + k, tokens, len(ids), gen)
+    if not any(ctx.scored):
+        raise InputError(
+            "The context before the target has no scorable tokens (only special or chat-template tokens); "
+            "pick a later target.", "target")
+    return ctx
+
+
+def _check_length(n: int, limit: int, what: str) -> None:
+    if n > limit:
+        raise InputError(f"{what} is {n} tokens; the limit is {limit} tokens (raise max_tokens or shorten it).",
+                         "prompt")

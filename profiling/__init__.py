@@ -1,0 +1,1 @@
+"""Memory (NVML, torch, psutil) and latency measurement."""
