@@ -1,0 +1,45 @@
+"""Options shared by subcommands that load a model and explain."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import InputError
+from ..settings import ESTIMATORS, MASK_SCHEMES, QUALITIES, HetaSettings
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="auto", help="short name (smollm2-135m, qwen2.5-3b, ...), hub id or folder; "
+                   "auto = qwen2.5-3b on a CUDA GPU, smollm2-135m otherwise")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+    p.add_argument("--quant", default="none", choices=["none", "8bit", "4bit"], help="bitsandbytes quantization")
+
+
+def add_settings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quality", default="balanced", choices=QUALITIES)
+    p.add_argument("--estimator", choices=ESTIMATORS, help="curvature estimator (overrides the preset)")
+    p.add_argument("--probes", type=int, help="number of Rademacher probes m")
+    p.add_argument("--mask", choices=MASK_SCHEMES, help="mask scheme for the information gain")
+    p.add_argument("--beta", type=float, help="weight of the curvature term S")
+    p.add_argument("--gamma", type=float, help="weight of the information term I")
+    p.add_argument("--combination", choices=["normalised", "raw"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-tokens", type=int, default=512, help="context token limit (default 512)")
+
+
+def settings_from_args(args: argparse.Namespace) -> HetaSettings:
+    return HetaSettings.preset(args.quality, estimator=args.estimator, num_probes=args.probes, mask=args.mask,
+                               beta=args.beta, gamma=args.gamma, combination=args.combination, seed=args.seed,
+                               max_tokens=args.max_tokens)
+
+
+def read_prompt(args: argparse.Namespace) -> str:
+    if args.prompt_file is not None:
+        path = Path(args.prompt_file)
+        if not path.is_file():
+            raise InputError(f"Prompt file {path} does not exist.", "prompt_file")
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"Prompt file {path} is not valid UTF-8 text.", "prompt_file") from None
+    return args.prompt

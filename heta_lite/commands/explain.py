@@ -1,0 +1,81 @@
+"""heta-lite explain: one prediction, a ranked table, optional JSON report and PNG heatmap."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_model_args, add_settings_args, read_prompt, settings_from_args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("explain", help="explain one prediction", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", help="the prompt text")
+    src.add_argument("--prompt-file", help="read the prompt from a UTF-8 file")
+    tgt = p.add_mutually_exclusive_group()
+    tgt.add_argument("--target-pos", type=int, help="teacher-forced: explain the token at this position of the prompt")
+    tgt.add_argument("--target-gen", type=int, help="explain the K-th generated token (0 = first; the default)")
+    p.add_argument("--max-new-tokens", type=int, default=20, help="tokens to generate (generated mode)")
+    chat = p.add_mutually_exclusive_group()
+    chat.add_argument("--chat", dest="chat", action="store_true", default=None, help="apply the chat template")
+    chat.add_argument("--no-chat", dest="chat", action="store_false", help="plain text, no chat template")
+    p.add_argument("--method", default="heta", help="attribution method (see `heta-lite models --methods`)")
+    add_model_args(p)
+    add_settings_args(p)
+    p.add_argument("--top", type=int, default=10, help="rows of the ranked table")
+    p.add_argument("--json", dest="json_out", help="write the JSON report here ('-' for stdout)")
+    p.add_argument("--png", dest="png_out", help="write the PNG heatmap here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine import explain
+    from ..models import load_model
+    from ..report import build_report, dumps
+    from ..targets import TargetSpec, check_prompt
+
+    prompt = check_prompt(read_prompt(args))  # before the (slow) model load
+    settings = settings_from_args(args)
+    target = TargetSpec(position=args.target_pos, generated=args.target_gen, max_new_tokens=args.max_new_tokens,
+                        chat=args.chat)
+    from ..methods import get_method
+
+    get_method(args.method)  # unknown method: fail before loading
+    lm = load_model(args.model, device=args.device, quantization=args.quant)
+    exp = explain(lm, prompt, target, settings, method=args.method)
+    report = build_report(exp)
+    to_stdout = args.json_out == "-"
+    table_stream = sys.stderr if to_stdout else sys.stdout
+    print_table(report, args.top, table_stream)
+    if args.json_out:
+        text = dumps(report)
+        if to_stdout:
+            sys.stdout.write(text + "\n")
+        else:
+            with open(args.json_out, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+    if args.png_out:
+        from ..render import render_heatmap
+
+        render_heatmap(report, args.png_out)
+    return 0
+
+
+def print_table(report: dict, top: int, stream) -> None:
+    tgt = report["target"]
+    alts = ", ".join(f"'{a['text']}' {a['prob']:.3f}" for a in tgt["alternatives"])
+    where = f"generated token {tgt['generated_index']}" if tgt["mode"] == "generated" else f"position {tgt['position']}"
+    print(f"Target '{tgt['display']}' ({where}): p = {tgt['prob']:.4f}, rank {tgt['rank']}", file=stream)
+    print(f"Top-5 at this position: {alts}", file=stream)
+    comps = list(report["tokens"][0]["components"]) if report["tokens"] else []
+    header = f"{'rank':>4}  {'pos':>4}  {'token':<20} {'score':>7} {'pctl':>6}" + "".join(f" {c:>7}" for c in comps)
+    print(header, file=stream)
+    ranked = sorted((t for t in report["tokens"] if t["rank"]), key=lambda t: t["rank"])[:top]
+    for t in ranked:
+        line = (f"{t['rank']:>4}  {t['index']:>4}  {t['display'][:20]:<20} {t['normalised']:>7.3f} "
+                f"{t['percentile']:>6.1f}" + "".join(f" {t['components'][c]['normalised']:>7.3f}" for c in comps))
+        print(line, file=stream)
+    timings = report["timings_s"]
+    print(f"({report['method']}, quality {report['settings']['quality']}: "
+          f"{timings.get('attribution_total', 0):.1f} s attribution, "
+          f"peak RSS {report['memory']['peak_rss_bytes'] / 2**20:.0f} MiB)", file=stream)
