@@ -104,6 +104,9 @@ def explain_context(lm: LoadedModel, ctx: Context, settings: HetaSettings, metho
     timer = timer or StageTimer()
     if ctx.target_pos > settings.max_tokens:
         raise InputError(f"The context is {ctx.target_pos} tokens; the limit is {settings.max_tokens} tokens.", "prompt")
+    if not any(ctx.scored):
+        raise InputError("The context before the target has no scorable tokens (only special or chat-template "
+                         "tokens); pick a later target.", "target")
     impl = get_method(method)
     t0 = time.perf_counter()
     with PeakMemory() as peak:

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import torch
 
 from ..errors import ModelUnavailableError, UnsupportedModelError
-from .arch import ArchSpec, HeadDims, arch_for, head_dims
+from .arch import ARCHITECTURES, ArchSpec, HeadDims, arch_for, head_dims
 from .gguf_convert import converted_folder
 from .registry import ModelSource, resolve_model_name
 
@@ -108,8 +108,10 @@ def load_model(name: str | None = "auto", *, device: str | None = None, dtype: t
         config = AutoConfig.from_pretrained(location)
     except (OSError, ValueError) as err:
         raise _unavailable(source, err) from None
-    if getattr(config, "model_type", None) is None:
-        raise UnsupportedModelError(f"'{source.name}' has no model_type in its config; it is not a causal LM folder.")
+    if getattr(config, "model_type", None) not in ARCHITECTURES:  # before loading gigabytes of weights
+        raise UnsupportedModelError(
+            f"'{source.name}' is a '{getattr(config, 'model_type', '?')}' model, which HETA Lite does not support "
+            f"(supported: {', '.join(sorted(ARCHITECTURES))}); pick a decoder-only model of these families.")
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
         model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
@@ -132,7 +134,26 @@ def _materialise(source: ModelSource) -> tuple[str, str]:
         return str(folder), f"{source.gguf_file}@{_mtime(folder / 'config.json')}"
     if source.kind == "local":
         return source.location, f"local:{source.location}@{_mtime(Path(source.location) / 'config.json')}"
+    if _hub_revision(source.location) == "main" and not _hub_reachable():
+        raise _unavailable(source, OSError("hub unreachable"))
     return source.location, _hub_revision(source.location)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Fail in seconds, not after the hub client's ~30 s of retries, when there is no network."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _mtime(path: Path) -> int:
