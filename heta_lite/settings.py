@@ -15,10 +15,12 @@ from .errors import InputError
 Estimator = Literal["block", "global"]
 MaskScheme = Literal["zero", "mean", "pad", "delete"]
 Combination = Literal["normalised", "raw"]
+InformationMode = Literal["exact", "taylor"]
 
 ESTIMATORS = ("block", "global")
 MASK_SCHEMES = ("zero", "mean", "pad", "delete")
 COMBINATIONS = ("normalised", "raw")
+INFORMATION_MODES = ("exact", "taylor")
 QUALITIES = ("fast", "balanced", "accurate")
 
 
@@ -32,8 +34,12 @@ class HetaSettings:
     combination: 'normalised' (S, I each sum to 1 over scored tokens) or 'raw' (paper's code).
     seed: seed of the Rademacher probes; same input + seed -> same output.
     max_tokens: context budget; longer contexts are refused with a message naming it.
+    information: 'exact' (one masked forward per token, the spec) or 'taylor' (second-order
+    Taylor estimate of the same KL from `taylor_vocab` logit gradients; the fast preset's
+    approximation, its agreement with 'exact' is measured in experiments/).
     probe_batch / mask_batch: how many probes / masked copies share one pass (speed only,
     never changes results).
+    time_budget_s: if set, `heta_lite.budget` picks the best settings that fit (see there).
     """
 
     quality: str = "balanced"
@@ -45,8 +51,10 @@ class HetaSettings:
     combination: Combination = "normalised"
     seed: int = 0
     max_tokens: int = 512
+    information: InformationMode = "exact"
+    taylor_vocab: int = 32
     probe_batch: int = 16
-    mask_batch: int = 16
+    mask_batch: int = 8
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -54,6 +62,13 @@ class HetaSettings:
             raise InputError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}.", "estimator")
         if self.mask not in MASK_SCHEMES:
             raise InputError(f"mask must be one of {MASK_SCHEMES}, got {self.mask!r}.", "mask")
+        if self.information not in INFORMATION_MODES:
+            raise InputError(f"information must be one of {INFORMATION_MODES}, got {self.information!r}.", "information")
+        if self.information == "taylor" and self.mask == "delete":
+            raise InputError("The Taylor information estimate needs a replacement embedding; use mask 'zero', "
+                             "'mean' or 'pad', or information 'exact'.", "information")
+        if not (1 <= int(self.taylor_vocab) <= 4096):
+            raise InputError(f"taylor_vocab must be between 1 and 4096, got {self.taylor_vocab}.", "taylor_vocab")
         if self.combination not in COMBINATIONS:
             raise InputError(f"combination must be one of {COMBINATIONS}, got {self.combination!r}.", "combination")
         if not (1 <= int(self.num_probes) <= 256):
@@ -85,7 +100,7 @@ class HetaSettings:
 # accurate = the paper's estimator and probe count (block, m = 10).
 # fast = Hutchinson 'global' estimator: m HVPs in total instead of n*m.
 PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {"estimator": "global", "num_probes": 4},
+    "fast": {"estimator": "global", "num_probes": 4, "information": "taylor"},
     "balanced": {"estimator": "block", "num_probes": 3},
     "accurate": {"estimator": "block", "num_probes": 10},
 }

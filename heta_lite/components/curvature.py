@@ -1,10 +1,10 @@
 """Component 2 (spec): curvature sensitivity S from Hessian-vector products of
 g(X) = log softmax(logits[p])[y] with respect to the context embeddings X (n x d).
 
-The Hessian is never formed. An HVP is double backprop: grad g, then the gradient of
-<grad g, v>. Probes are batched: the input is replicated B times in the batch, so one
-forward/backward/backward pass yields B HVPs (rows of a batch don't interact, so each
-row's Hessian is the same H).
+The Hessian is never formed. `TargetGraph` runs ONE forward and ONE create_graph backward;
+every HVP after that is a second backward through the same graph, and `probe_batch` probes
+share one batched (vmapped) backward: H v_b for all b at once. Measured on SmolLM2 at n = 64
+(CPU): 0.26 s per HVP this way, 1.0 s replicating the input in the batch, 1.25 s one by one.
 
 Estimators (probes R[k] ~ Rademacher, drawn once from a seeded CPU generator):
 - block (paper):  S_i = mean_k || (H r_{k,i})_i ||_1, r_{k,i} = R[k, i] on token i's block only
@@ -27,43 +27,83 @@ def rademacher_probes(seed: int, m: int, n: int, d: int, dtype: torch.dtype, dev
     return (torch.randint(0, 2, (m, n, d), generator=g) * 2 - 1).to(dtype=dtype, device=device)
 
 
+def _work(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def target_logprob(model, X: torch.Tensor, target_id: int) -> torch.Tensor:
-    """g for a batch of embeddings X (B, n, d) -> (B,), computed in float32 (float64 for float64 models)."""
+    """g for a batch of embeddings X (B, n, d) -> (B,), in float32 (float64 for float64 models)."""
     logits = model(inputs_embeds=X, use_cache=False, logits_to_keep=1).logits[:, -1]
-    wd = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    return torch.log_softmax(logits.to(wd), dim=-1)[:, target_id]
+    return torch.log_softmax(logits.to(_work(logits.dtype)), dim=-1)[:, target_id]
+
+
+class TargetGraph:
+    """One differentiable forward at X, reused for every HVP and logit vector-Jacobian product."""
+
+    def __init__(self, model, X: torch.Tensor, target_id: int):
+        with torch.enable_grad():
+            self.X = X.detach().clone().requires_grad_(True)
+            logits = model(inputs_embeds=self.X[None], use_cache=False, logits_to_keep=1).logits[0, -1]
+            self.logits = logits.to(_work(logits.dtype))
+            self.g = torch.log_softmax(self.logits, dim=-1)[target_id]
+        self._grad: torch.Tensor | None = None
+        self.batched = True  # vmapped backward; False after it failed (e.g. quantized layers)
+
+    @property
+    def grad(self) -> torch.Tensor:
+        if self._grad is None:
+            with torch.enable_grad():
+                (self._grad,) = torch.autograd.grad(self.g, self.X, create_graph=True)
+        return self._grad
+
+    def _vjp(self, out: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        V = V.to(out.dtype)
+        if self.batched:
+            try:
+                (res,) = torch.autograd.grad(out, self.X, grad_outputs=V, is_grads_batched=True, retain_graph=True)
+                return res.detach()
+            except (RuntimeError, NotImplementedError):
+                self.batched = False  # some autograd.Functions can't be vmapped: loop instead
+        return torch.stack([torch.autograd.grad(out, self.X, grad_outputs=v, retain_graph=True)[0].detach()
+                            for v in V])
+
+    def hvp(self, V: torch.Tensor) -> torch.Tensor:
+        """H v_b for each probe v_b in V (B, n, d)."""
+        with torch.enable_grad():
+            return self._vjp(self.grad, V)
+
+    def logit_vjp(self, U: torch.Tensor) -> torch.Tensor:
+        """u_b^T dlogits/dX for each row u_b of U (B, vocab): (B, n, d)."""
+        with torch.enable_grad():
+            return self._vjp(self.logits, U)
 
 
 def hvp_batch(model, X: torch.Tensor, target_id: int, V: torch.Tensor) -> torch.Tensor:
-    """H v_b for each probe v_b in V (B, n, d); X is (n, d). Double backprop on a replicated batch."""
-    B = V.shape[0]
-    with torch.enable_grad():
-        Xr = X.detach().unsqueeze(0).expand(B, *X.shape).clone().requires_grad_(True)
-        g = target_logprob(model, Xr, target_id).sum()
-        (grad,) = torch.autograd.grad(g, Xr, create_graph=True)
-        (hv,) = torch.autograd.grad(grad, Xr, grad_outputs=V.to(grad.dtype))
-    return hv.detach()
+    """H v_b for each v_b in V (B, n, d) at X (n, d) (convenience wrapper; builds its own graph)."""
+    return TargetGraph(model, X, target_id).hvp(V)
 
 
 def curvature_scores(lm: LoadedModel, X: torch.Tensor, target_id: int, scored: torch.Tensor,
-                     settings: HetaSettings, control: JobControl = NO_CONTROL) -> torch.Tensor:
+                     settings: HetaSettings, control: JobControl = NO_CONTROL,
+                     graph: TargetGraph | None = None) -> torch.Tensor:
     """S_raw (n,) with zeros at unscored positions."""
     n, d = X.shape
     m = settings.num_probes
+    graph = graph or TargetGraph(lm.model, X, target_id)
     R = rademacher_probes(settings.seed, m, n, d, X.dtype, X.device)
-    S = torch.zeros(n, dtype=torch.float64 if X.dtype == torch.float64 else torch.float32, device=X.device)
+    S = torch.zeros(n, dtype=_work(X.dtype), device=X.device)
     B = max(1, settings.probe_batch)
     if settings.estimator == "block":
         pairs = [(i, k) for i in torch.nonzero(scored).flatten().tolist() for k in range(m)]
         for start in range(0, len(pairs), B):
             control.step("curvature", start, len(pairs))
             chunk = pairs[start:start + B]
-            V = torch.zeros(len(chunk), n, d, dtype=X.dtype, device=X.device)
             rows = torch.arange(len(chunk), device=X.device)
             pos = torch.tensor([i for i, _ in chunk], device=X.device)
             ks = torch.tensor([k for _, k in chunk], device=X.device)
+            V = torch.zeros(len(chunk), n, d, dtype=X.dtype, device=X.device)
             V[rows, pos] = R[ks, pos]
-            HV = hvp_batch(lm.model, X, target_id, V)
+            HV = graph.hvp(V)
             S.index_add_(0, pos, HV[rows, pos].abs().sum(-1).to(S.dtype) / m)
         control.step("curvature", len(pairs), len(pairs))
     else:
@@ -71,7 +111,7 @@ def curvature_scores(lm: LoadedModel, X: torch.Tensor, target_id: int, scored: t
         for start in range(0, m, B):
             control.step("curvature", start, m)
             ks = list(range(start, min(m, start + B)))
-            HV = hvp_batch(lm.model, X, target_id, R[ks])
+            HV = graph.hvp(R[ks])
             acc += (R[ks].to(S.dtype) * HV.to(S.dtype)).sum(0)
         control.step("curvature", m, m)
         S = (acc / m).abs().sum(-1) * scored.to(S.dtype)

@@ -16,6 +16,7 @@ from ..control import NO_CONTROL, JobControl
 from ..errors import InputError
 from ..models.loader import LoadedModel, attention_implementation
 from ..settings import HetaSettings
+from .curvature import TargetGraph
 
 
 def mask_vector(lm: LoadedModel, X: torch.Tensor, scheme: str) -> torch.Tensor | None:
@@ -111,3 +112,32 @@ def _masked_suffix_logits(model, X: torch.Tensor, kv, chunk: list[int], mask_vec
     out = model(inputs_embeds=suffix, past_key_values=cache, position_ids=position_ids, use_cache=cache is not None,
                 logits_to_keep=1)
     return out.logits[:, -1]
+
+
+def information_taylor(lm: LoadedModel, X: torch.Tensor, graph: TargetGraph, scored: torch.Tensor,
+                       settings: HetaSettings, control: JobControl = NO_CONTROL) -> torch.Tensor:
+    """Second-order Taylor estimate of I_i (the 'fast' preset), from one graph and no masked forwards.
+
+    Masking token i moves its embedding by delta_i = mask - x_i, so to first order the logits move
+    by dl = J_i delta_i and KL(P || Q) ~ 0.5 Var_P(dl) = 0.5 (sum_v P_v dl_v^2 - (sum_v P_v dl_v)^2).
+    J_i delta_i is needed only for the `taylor_vocab` most likely tokens v (weights P_v
+    renormalised over them): that many vector-Jacobian products, batched, for all i at once.
+    """
+    delta = mask_vector(lm, X, settings.mask) - X  # (n, d)
+    P = torch.softmax(graph.logits.detach(), dim=-1)
+    T = min(settings.taylor_vocab, P.shape[0])
+    w, top = P.topk(T)
+    w = w / w.sum()
+    dl = torch.zeros(T, X.shape[0], dtype=P.dtype, device=X.device)  # dl[v, i] = (J_i delta_i)_v
+    B = max(1, settings.probe_batch)
+    for start in range(0, T, B):
+        control.step("information", start, T)
+        rows = top[start:start + B]
+        U = torch.zeros(len(rows), P.shape[0], dtype=P.dtype, device=X.device)
+        U[torch.arange(len(rows)), rows] = 1.0
+        G = graph.logit_vjp(U)  # (b, n, d): d logit_v / dX
+        dl[start:start + len(rows)] = (G.to(P.dtype) * delta.to(P.dtype)).sum(-1)
+    control.step("information", T, T)
+    mean = (w[:, None] * dl).sum(0)
+    var = (w[:, None] * dl.pow(2)).sum(0) - mean.pow(2)
+    return (0.5 * var).clamp_min(0) * scored.to(P.dtype)

@@ -6,9 +6,9 @@ from typing import ClassVar
 import numpy as np
 
 from ..combine import combine, normalise_scored
-from ..components.curvature import curvature_scores
+from ..components.curvature import TargetGraph, curvature_scores
 from ..components.gate import gate_scores
-from ..components.information import information_scores
+from ..components.information import information_scores, information_taylor
 from .base import AttributionMethod, AttributionResult, Component, MethodInput, register
 
 
@@ -33,12 +33,22 @@ class Heta(AttributionMethod):
             gate = gate_scores(inp.lm, inp.X)
             raw["M"] = _np(gate.M_raw)
             logits = gate.logits
+        taylor = inp.settings.information == "taylor"
+        graph = None
+        if "S" in self.components or ("I" in self.components and taylor):
+            with inp.timer.stage("graph"):  # one differentiable forward shared by S and the Taylor I
+                graph = TargetGraph(inp.lm.model, inp.X, inp.target_id)
         if "S" in self.components:
             with inp.timer.stage("curvature"):
-                raw["S"] = _np(curvature_scores(inp.lm, inp.X, inp.target_id, inp.scored, inp.settings, inp.control))
+                raw["S"] = _np(curvature_scores(inp.lm, inp.X, inp.target_id, inp.scored, inp.settings,
+                                                inp.control, graph=graph))
         if "I" in self.components:
             with inp.timer.stage("information"):
-                raw["I"] = _np(information_scores(inp.lm, inp.X, logits, inp.scored, inp.settings, inp.control))
+                if taylor:
+                    raw["I"] = _np(information_taylor(inp.lm, inp.X, graph, inp.scored, inp.settings, inp.control))
+                else:
+                    raw["I"] = _np(information_scores(inp.lm, inp.X, logits, inp.scored, inp.settings, inp.control))
+        del graph
         return self._result(raw, scored, inp, logits)
 
     def _result(self, raw, scored, inp, logits) -> AttributionResult:
