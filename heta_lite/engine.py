@@ -97,11 +97,32 @@ def logits_at_last(lm: LoadedModel, X: torch.Tensor) -> torch.Tensor:
         return lm.model(inputs_embeds=X[None], use_cache=False, logits_to_keep=1).logits[0, -1]
 
 
+def report_key(lm: LoadedModel, ctx: Context, settings: HetaSettings, method: str) -> tuple:
+    """Everything that determines an explanation's numbers."""
+    return (lm.name, lm.revision, lm.quantization, str(lm.dtype), str(lm.device.type), method, settings.to_dict(),
+            ctx.ids[: ctx.target_pos + 1], ctx.target_pos, ctx.prompt, ctx.chat, __version__)
+
+
 def explain_context(lm: LoadedModel, ctx: Context, settings: HetaSettings, method: str = "heta",
-                    control: JobControl | None = None, timer: StageTimer | None = None) -> Explanation:
-    """Run `method` on an already-built context (e.g. another target of the same generation)."""
+                    control: JobControl | None = None, timer: StageTimer | None = None,
+                    cache=None) -> Explanation:
+    """Run `method` on an already-built context (e.g. another target of the same generation).
+    With a HetaCache, a finished explanation of the same inputs is returned without recomputing."""
     control = control or JobControl()
     timer = timer or StageTimer()
+    if cache is not None:
+        cached = cache.get("report", *report_key(lm, ctx, settings, method))
+        if isinstance(cached, Explanation):
+            cached.timings = {**cached.timings, "cache_hit": 1.0}
+            return cached
+    exp = _explain_uncached(lm, ctx, settings, method, control, timer, cache)
+    if cache is not None:
+        cache.set("report", exp, *report_key(lm, ctx, settings, method))
+    return exp
+
+
+def _explain_uncached(lm: LoadedModel, ctx: Context, settings: HetaSettings, method: str, control: JobControl,
+                      timer: StageTimer, cache) -> Explanation:
     if ctx.target_pos > settings.max_tokens:
         raise InputError(f"The context is {ctx.target_pos} tokens; the limit is {settings.max_tokens} tokens.", "prompt")
     if not any(ctx.scored):
@@ -113,7 +134,7 @@ def explain_context(lm: LoadedModel, ctx: Context, settings: HetaSettings, metho
         input_ids, X = embed(lm, ctx.input_ids)
         scored = torch.tensor(ctx.scored, device=lm.device)
         inp = MethodInput(lm=lm, input_ids=input_ids, X=X, target_id=ctx.target_id, scored=scored,
-                          settings=settings, control=control, timer=timer)
+                          settings=settings, control=control, timer=timer, cache=cache)
         try:
             result = impl.attribute(inp)
         except torch.OutOfMemoryError as err:
@@ -137,11 +158,12 @@ def explain_context(lm: LoadedModel, ctx: Context, settings: HetaSettings, metho
 
 
 def explain(lm: LoadedModel, prompt: str, target: TargetSpec | None = None, settings: HetaSettings | None = None,
-            method: str = "heta", control: JobControl | None = None) -> Explanation:
+            method: str = "heta", control: JobControl | None = None, cache=None) -> Explanation:
     """Explain one prediction of `lm` on `prompt` (default: the first generated token)."""
     settings = settings or HetaSettings.preset("balanced")
     target = target or TargetSpec()
     timer = StageTimer()
     with timer.stage("context"):
-        ctx = build_context(lm.model, lm.tokenizer, prompt, target, max_tokens=settings.max_tokens)
-    return explain_context(lm, ctx, settings, method, control, timer)
+        ctx = build_context(lm.model, lm.tokenizer, prompt, target, max_tokens=settings.max_tokens, cache=cache,
+                            revision=f"{lm.name}@{lm.revision}")
+    return explain_context(lm, ctx, settings, method, control, timer, cache)

@@ -100,7 +100,7 @@ class HetaSettings:
 # accurate = the paper's estimator and probe count (block, m = 10).
 # fast = Hutchinson 'global' estimator: m HVPs in total instead of n*m.
 PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {"estimator": "global", "num_probes": 4, "information": "taylor"},
+    "fast": {"estimator": "global", "num_probes": 4, "information": "taylor", "taylor_vocab": 8},
     "balanced": {"estimator": "block", "num_probes": 3},
     "accurate": {"estimator": "block", "num_probes": 10},
 }

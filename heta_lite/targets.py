@@ -182,22 +182,35 @@ def eos_token_ids(model, tokenizer) -> set[int]:
     return ids
 
 
-def build_context(model, tokenizer, prompt: str, target: TargetSpec, max_tokens: int = 512) -> Context:
-    """Tokenize (and generate, in generated mode) and check the limits the spec names."""
+def build_context(model, tokenizer, prompt: str, target: TargetSpec, max_tokens: int = 512, cache=None,
+                  revision: str = "") -> Context:
+    """Tokenize (and generate, in generated mode) and check the limits the spec names.
+    With a HetaCache, tokenization and greedy generations are reused across calls."""
     check_prompt(prompt)
+
+    def encode(chat: bool):
+        if cache is None:
+            return encode_prompt(tokenizer, prompt, chat)
+        return cache.get_or_compute("encode", (revision, prompt, chat), lambda: encode_prompt(tokenizer, prompt, chat))
+
     if target.mode == "position":
-        text, ids, offsets, special, origin = encode_prompt(tokenizer, prompt, chat=False)
+        text, ids, offsets, special, origin = encode(False)
         _check_length(len(ids), max_tokens, "The text")
         _check_position(int(target.position), len(ids))
         tokens = token_infos(tokenizer, ids, text, offsets, special, origin)
         ctx = Context(prompt, text, "position", False, ids, int(target.position), tokens, len(ids))
     else:
         chat = use_chat(tokenizer, target.chat)
-        text, ids, offsets, special, origin = encode_prompt(tokenizer, prompt, chat=chat)
+        text, ids, offsets, special, origin = encode(chat)
         k = int(target.generated or 0)
         new_tokens = max(int(target.max_new_tokens), k + 1)
         _check_length(len(ids) + k + 1, max_tokens, "The prompt plus the generated tokens up to the target")
-        gen = greedy_generate(model, ids, min(new_tokens, max_tokens - len(ids)), eos_token_ids(model, tokenizer))
+        budget = min(new_tokens, max_tokens - len(ids))
+        if cache is None:
+            gen = greedy_generate(model, ids, budget, eos_token_ids(model, tokenizer))
+        else:
+            gen = cache.get_or_compute("generate", (revision, ids, budget),
+                                       lambda: greedy_generate(model, ids, budget, eos_token_ids(model, tokenizer)))
         if k >= len(gen):
             raise InputError(
                 f"The model generated only {len(gen)} token(s) (it stopped at end-of-sequence); "

@@ -46,8 +46,10 @@ def kl_from_logits(logp: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def information_scores(lm: LoadedModel, X: torch.Tensor, logits_p: torch.Tensor, scored: torch.Tensor,
-                       settings: HetaSettings, control: JobControl = NO_CONTROL) -> torch.Tensor:
-    """I_raw (n,) in nats, zeros at unscored positions. logits_p: unmasked logits at p."""
+                       settings: HetaSettings, control: JobControl = NO_CONTROL, cache=None,
+                       input_ids: list[int] | None = None) -> torch.Tensor:
+    """I_raw (n,) in nats, zeros at unscored positions. logits_p: unmasked logits at p.
+    With a HetaCache and the ids, the unmasked prefix cache is read from / written to disk."""
     model = lm.model
     n = X.shape[0]
     wd = logits_p.dtype if logits_p.dtype == torch.float64 else torch.float32
@@ -59,8 +61,7 @@ def information_scores(lm: LoadedModel, X: torch.Tensor, logits_p: torch.Tensor,
     mask_vec = mask_vector(lm, X, settings.mask)
     I = torch.zeros(n, dtype=wd, device=X.device)
     with attention_implementation(model, "sdpa"):
-        prefix = model(inputs_embeds=X[None], use_cache=True, logits_to_keep=1).past_key_values
-        kv = [(layer[0], layer[1]) for layer in prefix]
+        kv = _prefix_kv(lm, X, cache, input_ids)
         done = 0
         for chunk in _chunks(positions, settings.mask_batch, n, delete):
             control.step("masking", done, len(positions))
@@ -68,8 +69,31 @@ def information_scores(lm: LoadedModel, X: torch.Tensor, logits_p: torch.Tensor,
             I[chunk] = kl_from_logits(logp, logits_q)
             done += len(chunk)
         control.step("masking", len(positions), len(positions))
-    del prefix, kv
+    del kv
     return I
+
+
+def _prefix_kv(lm: LoadedModel, X: torch.Tensor, cache, input_ids: list[int] | None) -> list:
+    """Key/value cache of the unmasked context, reusing a cached prefix when there is one."""
+    from transformers import DynamicCache
+
+    from ..cache import KV_BLOCK, kv_to_device
+
+    model = lm.model
+    use_disk = cache is not None and input_ids is not None
+    dtype = str(X.dtype)
+    hit = cache.get_kv_prefix(lm.revision, dtype, list(input_ids)) if use_disk else None
+    if hit is not None and hit[0] < X.shape[0]:
+        L, kv = hit
+        past = DynamicCache(ddp_cache_data=kv_to_device(kv, X.device, X.dtype))
+        pos = torch.arange(L, X.shape[0], device=X.device)[None]
+        out = model(inputs_embeds=X[None, L:], past_key_values=past, position_ids=pos, use_cache=True, logits_to_keep=1)
+    else:
+        out = model(inputs_embeds=X[None], use_cache=True, logits_to_keep=1)
+    kv = [(layer[0], layer[1]) for layer in out.past_key_values]
+    if use_disk and (hit is None or hit[0] < (X.shape[0] // KV_BLOCK) * KV_BLOCK):
+        cache.set_kv_prefix(lm.revision, dtype, list(input_ids), kv)
+    return kv
 
 
 def _chunks(positions: list[int], size: int, n: int, delete: bool):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ class MethodInput:
     settings: HetaSettings
     control: JobControl
     timer: StageTimer = field(default_factory=StageTimer)
+    cache: Any = None  # heta_lite.cache.HetaCache or None
 
 
 @dataclass

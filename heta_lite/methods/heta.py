@@ -47,7 +47,8 @@ class Heta(AttributionMethod):
                 if taylor:
                     raw["I"] = _np(information_taylor(inp.lm, inp.X, graph, inp.scored, inp.settings, inp.control))
                 else:
-                    raw["I"] = _np(information_scores(inp.lm, inp.X, logits, inp.scored, inp.settings, inp.control))
+                    raw["I"] = _np(information_scores(inp.lm, inp.X, logits, inp.scored, inp.settings, inp.control,
+                                                      cache=inp.cache, input_ids=inp.input_ids.tolist()))
         del graph
         return self._result(raw, scored, inp, logits)
 
