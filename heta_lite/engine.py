@@ -10,8 +10,11 @@ way for every method.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +62,7 @@ class Explanation:
     rank: np.ndarray  # 1 = most influential, 0 for unscored
     timings: dict[str, float]
     memory: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     version: str = __version__
 
@@ -97,25 +101,62 @@ def logits_at_last(lm: LoadedModel, X: torch.Tensor) -> torch.Tensor:
         return lm.model(inputs_embeds=X[None], use_cache=False, logits_to_keep=1).logits[0, -1]
 
 
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hash of the package's source: a code change never serves an explanation computed by old code."""
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def report_key(lm: LoadedModel, ctx: Context, settings: HetaSettings, method: str) -> tuple:
     """Everything that determines an explanation's numbers."""
     return (lm.name, lm.revision, lm.quantization, str(lm.dtype), str(lm.device.type), method, settings.to_dict(),
-            ctx.ids[: ctx.target_pos + 1], ctx.target_pos, ctx.prompt, ctx.chat, __version__)
+            ctx.ids[: ctx.target_pos + 1], ctx.target_pos, ctx.prompt, ctx.chat, __version__, code_fingerprint())
+
+
+def plan_settings(lm: LoadedModel, ctx: Context, settings: HetaSettings,
+                  memory_limit_bytes: int | None = None) -> tuple[HetaSettings, list[str]]:
+    """Resolve a time budget into concrete settings and shrink batches to the memory limit."""
+    notes: list[str] = []
+    n, n_scored = ctx.target_pos, sum(ctx.scored)
+    if settings.time_budget_s is not None:
+        from .budget import plan_for_budget
+
+        keep = {k: getattr(settings, k) for k in ("mask", "beta", "gamma", "combination", "seed", "max_tokens",
+                                                   "time_budget_s")}
+        plan = plan_for_budget(lm, n, n_scored, settings.time_budget_s, **keep)
+        settings = plan.settings
+        notes.append(f"time budget: {plan.note}")
+    from .budget import fit_memory
+
+    fitted = fit_memory(lm, n, settings, memory_limit_bytes)
+    if fitted != settings:
+        notes.append(f"memory: batches shrunk to probe_batch={fitted.probe_batch}, mask_batch={fitted.mask_batch} "
+                     "to fit the memory limit (results unchanged)")
+    return fitted, notes
 
 
 def explain_context(lm: LoadedModel, ctx: Context, settings: HetaSettings, method: str = "heta",
                     control: JobControl | None = None, timer: StageTimer | None = None,
-                    cache=None) -> Explanation:
+                    cache=None, memory_limit_bytes: int | None = None) -> Explanation:
     """Run `method` on an already-built context (e.g. another target of the same generation).
     With a HetaCache, a finished explanation of the same inputs is returned without recomputing."""
     control = control or JobControl()
     timer = timer or StageTimer()
+    if not any(ctx.scored):
+        raise InputError("The context before the target has no scorable tokens (only special or chat-template "
+                         "tokens); pick a later target.", "target")
+    settings, notes = plan_settings(lm, ctx, settings, memory_limit_bytes)
     if cache is not None:
         cached = cache.get("report", *report_key(lm, ctx, settings, method))
         if isinstance(cached, Explanation):
             cached.timings = {**cached.timings, "cache_hit": 1.0}
             return cached
     exp = _explain_uncached(lm, ctx, settings, method, control, timer, cache)
+    exp.notes.extend(notes)
     if cache is not None:
         cache.set("report", exp, *report_key(lm, ctx, settings, method))
     return exp
@@ -125,9 +166,6 @@ def _explain_uncached(lm: LoadedModel, ctx: Context, settings: HetaSettings, met
                       timer: StageTimer, cache) -> Explanation:
     if ctx.target_pos > settings.max_tokens:
         raise InputError(f"The context is {ctx.target_pos} tokens; the limit is {settings.max_tokens} tokens.", "prompt")
-    if not any(ctx.scored):
-        raise InputError("The context before the target has no scorable tokens (only special or chat-template "
-                         "tokens); pick a later target.", "target")
     impl = get_method(method)
     t0 = time.perf_counter()
     with PeakMemory() as peak:
@@ -158,7 +196,8 @@ def _explain_uncached(lm: LoadedModel, ctx: Context, settings: HetaSettings, met
 
 
 def explain(lm: LoadedModel, prompt: str, target: TargetSpec | None = None, settings: HetaSettings | None = None,
-            method: str = "heta", control: JobControl | None = None, cache=None) -> Explanation:
+            method: str = "heta", control: JobControl | None = None, cache=None,
+            memory_limit_bytes: int | None = None) -> Explanation:
     """Explain one prediction of `lm` on `prompt` (default: the first generated token)."""
     settings = settings or HetaSettings.preset("balanced")
     target = target or TargetSpec()
@@ -166,4 +205,4 @@ def explain(lm: LoadedModel, prompt: str, target: TargetSpec | None = None, sett
     with timer.stage("context"):
         ctx = build_context(lm.model, lm.tokenizer, prompt, target, max_tokens=settings.max_tokens, cache=cache,
                             revision=f"{lm.name}@{lm.revision}")
-    return explain_context(lm, ctx, settings, method, control, timer, cache)
+    return explain_context(lm, ctx, settings, method, control, timer, cache, memory_limit_bytes)

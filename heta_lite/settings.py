@@ -55,6 +55,7 @@ class HetaSettings:
     taylor_vocab: int = 32
     probe_batch: int = 16
     mask_batch: int = 8
+    time_budget_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +78,8 @@ class HetaSettings:
             raise InputError(f"max_tokens must be between 1 and 32768, got {self.max_tokens}.", "max_tokens")
         if self.beta < 0 or self.gamma < 0 or (self.beta == 0 and self.gamma == 0):
             raise InputError("beta and gamma must be >= 0 and not both 0.", "beta")
+        if self.time_budget_s is not None and not (0 < float(self.time_budget_s) <= 86400):
+            raise InputError(f"time_budget_s must be between 0 and 86400 s, got {self.time_budget_s}.", "time_budget_s")
         if self.probe_batch < 1 or self.mask_batch < 1:
             raise InputError("probe_batch and mask_batch must be >= 1.", "probe_batch")
 
@@ -97,10 +100,13 @@ class HetaSettings:
         return d
 
 
-# accurate = the paper's estimator and probe count (block, m = 10).
-# fast = Hutchinson 'global' estimator: m HVPs in total instead of n*m.
+# accurate = the paper's estimator and probe count (block, m = 10): n*m HVPs, exact KL.
+# balanced = Hutchinson 'global' estimator, m = 16 HVPs in total, exact KL.
+# fast     = global m = 4, and the Taylor estimate of the KL (no masked forwards).
+# Agreement of fast/balanced with accurate is measured by experiments/bench_agreement.py
+# (results in experiments/results/ and docs/method.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"estimator": "global", "num_probes": 4, "information": "taylor", "taylor_vocab": 8},
-    "balanced": {"estimator": "block", "num_probes": 3},
-    "accurate": {"estimator": "block", "num_probes": 10},
+    "balanced": {"estimator": "global", "num_probes": 16, "information": "exact"},
+    "accurate": {"estimator": "block", "num_probes": 10, "information": "exact"},
 }

@@ -25,12 +25,25 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--combination", choices=["normalised", "raw"])
     p.add_argument("--seed", type=int)
     p.add_argument("--max-tokens", type=int, default=512, help="context token limit (default 512)")
+    p.add_argument("--information", choices=["exact", "taylor"], help="KL term: exact masking or Taylor estimate")
+    p.add_argument("--time-budget", type=float, help="pick the best settings estimated to fit in this many seconds")
+    p.add_argument("--time-limit", type=float, help="stop the job after this many seconds")
+    p.add_argument("--cache-dir", help="diskcache folder (default ~/.cache/heta-lite/cache); 'off' disables it")
 
 
 def settings_from_args(args: argparse.Namespace) -> HetaSettings:
     return HetaSettings.preset(args.quality, estimator=args.estimator, num_probes=args.probes, mask=args.mask,
                                beta=args.beta, gamma=args.gamma, combination=args.combination, seed=args.seed,
-                               max_tokens=args.max_tokens)
+                               max_tokens=args.max_tokens, information=args.information,
+                               time_budget_s=args.time_budget)
+
+
+def cache_from_args(args: argparse.Namespace):
+    if getattr(args, "cache_dir", None) == "off":
+        return None
+    from ..cache import HetaCache
+
+    return HetaCache(args.cache_dir)
 
 
 def read_prompt(args: argparse.Namespace) -> str:

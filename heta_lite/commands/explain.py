@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_model_args, add_settings_args, read_prompt, settings_from_args
+from .common import add_model_args, add_settings_args, cache_from_args, read_prompt, settings_from_args
 
 
 def add_parser(sub) -> None:
@@ -42,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
 
     get_method(args.method)  # unknown method: fail before loading
     lm = load_model(args.model, device=args.device, quantization=args.quant)
-    exp = explain(lm, prompt, target, settings, method=args.method)
+    from ..control import JobControl
+
+    control = JobControl(time_limit_s=args.time_limit, progress=_progress_printer() if args.verbose else None)
+    exp = explain(lm, prompt, target, settings, method=args.method, control=control, cache=cache_from_args(args))
     report = build_report(exp)
     to_stdout = args.json_out == "-"
     table_stream = sys.stderr if to_stdout else sys.stdout
@@ -61,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_printer():
+    def show(stage: str, done: int, total: int) -> None:
+        print(f"\r{stage}: {done}/{total}   ", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
 def print_table(report: dict, top: int, stream) -> None:
     tgt = report["target"]
     alts = ", ".join(f"'{a['text']}' {a['prob']:.3f}" for a in tgt["alternatives"])
@@ -75,6 +85,8 @@ def print_table(report: dict, top: int, stream) -> None:
         line = (f"{t['rank']:>4}  {t['index']:>4}  {t['display'][:20]:<20} {t['normalised']:>7.3f} "
                 f"{t['percentile']:>6.1f}" + "".join(f" {t['components'][c]['normalised']:>7.3f}" for c in comps))
         print(line, file=stream)
+    for note in report.get("notes", []):
+        print(f"note: {note}", file=stream)
     timings = report["timings_s"]
     print(f"({report['method']}, quality {report['settings']['quality']}: "
           f"{timings.get('attribution_total', 0):.1f} s attribution, "
