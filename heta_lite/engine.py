@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import traceback
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 from . import __version__
 from .combine import percentiles, ranks
 from .control import JobControl
-from .errors import InputError, ResourceLimitError
+from .errors import HetaError, InputError, ResourceLimitError
 from .methods import AttributionResult, MethodInput, get_method
 from .models.loader import LoadedModel, attention_implementation
 from .settings import HetaSettings
@@ -176,8 +177,12 @@ def _explain_uncached(lm: LoadedModel, ctx: Context, settings: HetaSettings, met
         try:
             result = impl.attribute(inp)
         except torch.OutOfMemoryError as err:
+            traceback.clear_frames(err.__traceback__)
             raise ResourceLimitError(f"Out of memory while explaining {len(ctx.input_ids)} tokens; "
-                                     "use the 'fast' quality, a smaller batch or a shorter prompt.") from err
+                                     "use the 'fast' quality, a smaller batch or a shorter prompt.") from None
+        except HetaError as err:  # cancelled / timed out: drop the frames' tensors (graphs, probes) now
+            traceback.clear_frames(err.__traceback__)
+            raise
         finally:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
