@@ -73,6 +73,7 @@ def wrap_model(model, tokenizer=None, name: str = "in-process", source: str = "i
     """Wrap an already-built model (tests, notebooks) without going through a loader."""
     arch = arch_for(model)
     model.eval()
+    model.requires_grad_(False)  # gradients are taken w.r.t. the input embeddings only
     return LoadedModel(
         model=model, tokenizer=tokenizer, name=name, source=source, revision=revision, arch=arch,
         dims=head_dims(model.config), quantization=quantization,
@@ -119,8 +120,6 @@ def load_model(name: str | None = "auto", *, device: str | None = None, dtype: t
         raise _unavailable(source, err) from None
     if quantization == "none":
         model.to(device)
-    model.eval()
-    model.requires_grad_(False)
     lm = wrap_model(model, tokenizer, name=source.name, source=location, revision=revision, quantization=quantization)
     lm.load_seconds = time.perf_counter() - t0
     log.info("loaded %s (%s, %s) in %.1f s", source.name, lm.dtype, device, lm.load_seconds)
