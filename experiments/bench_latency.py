@@ -70,6 +70,7 @@ def main(argv=None) -> None:
     ap.add_argument("--reference-max-n", type=int, default=64, help="longest n at which the reference runs")
     ap.add_argument("--accurate-max-n", type=int, default=64, help="longest n at which 'accurate' runs")
     ap.add_argument("--reference-runs", type=int, default=1)
+    ap.add_argument("--accurate-runs", type=int, default=None, help="runs for 'accurate' (default: --runs)")
     ap.add_argument("--name", default=None)
     args = ap.parse_args(argv)
     lm = load_model(args.model)
@@ -83,7 +84,8 @@ def main(argv=None) -> None:
             if q == "accurate" and n > args.accurate_max_n:
                 continue
             times, stages, peaks = [], {}, []
-            for _ in range(args.runs):
+            runs = args.accurate_runs if (q == "accurate" and args.accurate_runs) else args.runs
+            for _ in range(runs):
                 dt, _res, st, peak = run_engine(lm, ids, q)
                 times.append(dt)
                 peaks.append(peak.peak_torch or peak.peak_rss)
@@ -92,7 +94,7 @@ def main(argv=None) -> None:
             ref = None
             if n <= args.reference_max_n:
                 ref = pct([run_reference(lm, ids, q) for _ in range(args.reference_runs)], 50)
-            rec = {"n": n, "quality": q, "runs": args.runs, "p50_s": pct(times, 50), "p95_s": pct(times, 95),
+            rec = {"n": n, "quality": q, "runs": runs, "p50_s": pct(times, 50), "p95_s": pct(times, 95),
                    "forward_backward_p50_s": fb50, "ratio_to_forward_backward": pct(times, 50) / fb50,
                    "reference_s": ref, "speedup_vs_reference": (ref / pct(times, 50)) if ref else None,
                    "stages_p50_s": {k: pct(v, 50) for k, v in stages.items()}, "peak_bytes": max(peaks)}
