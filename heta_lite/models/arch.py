@@ -48,12 +48,16 @@ class ArchSpec:
     out_proj: str
     out_layout: Literal["linear", "conv1d"] = "linear"
     value_slice: Callable[[HeadDims], slice] | None = None
+    final_norm: str = "model.norm"  # dotted path of the norm before the LM head (logit lens)
+
+    def get(self, model: nn.Module, dotted: str) -> nn.Module:
+        obj: object = model
+        for part in dotted.split("."):
+            obj = getattr(obj, part)
+        return obj  # type: ignore[return-value]
 
     def blocks(self, model: nn.Module) -> list[nn.Module]:
-        obj: object = model
-        for part in self.layers.split("."):
-            obj = getattr(obj, part)
-        return list(obj)  # type: ignore[arg-type]
+        return list(self.get(model, self.layers))  # type: ignore[arg-type]
 
     def attention(self, block: nn.Module) -> nn.Module:
         return getattr(block, self.attn)
@@ -90,7 +94,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     ),
     "gpt2": ArchSpec(
         "gpt2", layers="transformer.h", attn="attn", value="c_attn", out_proj="c_proj",
-        out_layout="conv1d", value_slice=lambda d: slice(2 * d.hidden, 3 * d.hidden),
+        out_layout="conv1d", value_slice=lambda d: slice(2 * d.hidden, 3 * d.hidden), final_norm="transformer.ln_f",
     ),
 }
 

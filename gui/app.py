@@ -1,0 +1,17 @@
+"""Wire the page into a NiceGUI app (used by run.py and the tests)."""
+from __future__ import annotations
+
+from nicegui import app, ui
+
+from .page import build_page
+from .state import AppState
+
+
+def register(state: AppState) -> None:
+    """Register the page routes for `state` (one model, one queue for every client)."""
+
+    @ui.page("/")
+    def index() -> None:
+        build_page(state)
+
+    app.on_shutdown(state.queue.shutdown)

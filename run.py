@@ -1,0 +1,54 @@
+"""Start the HETA Lite app: `python run.py [--host H] [--port P] [--model NAME] [--no-browser]`.
+
+The model loads in the background (the page says so); model work runs on the job queue's
+worker thread, never on the event loop.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from nicegui import ui
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="HETA Lite app")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (desktop default 127.0.0.1; 0.0.0.0 in Docker)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--model", default="auto", help="smollm2-135m, qwen2.5-3b, a hub id or a folder (default auto)")
+    p.add_argument("--quant", default="none", choices=["none", "8bit", "4bit"])
+    p.add_argument("--quality", default="fast", choices=["fast", "balanced", "accurate"], help="default preset")
+    p.add_argument("--device", default=None)
+    p.add_argument("--concurrency", type=int, default=1, help="model jobs at once (default 1 per GPU)")
+    p.add_argument("--max-queued", type=int, default=16)
+    p.add_argument("--time-limit", type=float, default=600.0, help="per-job time limit in seconds")
+    p.add_argument("--cache-dir", default=None, help="diskcache folder, or 'off'")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from gui.app import register
+    from gui.state import AppState
+    from heta_lite.jobs import JobQueue
+
+    cache = None
+    if args.cache_dir != "off":
+        from heta_lite.cache import HetaCache
+
+        cache = HetaCache(args.cache_dir)
+    state = AppState(model_name=args.model, quantization=args.quant, default_quality=args.quality,
+                     queue=JobQueue(concurrency=args.concurrency, max_queued=args.max_queued,
+                                    time_limit_s=args.time_limit), cache=cache)
+    state.start_loading(args.device)
+    register(state)
+    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or os.name == "nt"
+    ui.run(host=args.host, port=args.port, title="HETA Lite", reload=False, show=not args.no_browser and has_display,
+           favicon="🔥")
+
+
+if __name__ in {"__main__", "__mp_main__"}:
+    main()
