@@ -49,7 +49,7 @@ def forward_backward(lm, ids) -> float:
 
 
 def run_reference(lm, ids, quality) -> float:
-    from tests.reference_heta import reference_heta
+    from tests.reference.heta_reference import reference_heta
 
     s = HetaSettings.preset(quality)
     if s.information != "exact":  # the reference computes the spec's exact KL
@@ -109,7 +109,7 @@ def main(argv=None) -> None:
     write_results(name, {"model": lm.describe(), "results": records},
                   ["n", "quality", "p50 s", "p95 s", "x fwd+bwd", "reference s", "speed-up vs reference",
                    "peak MiB"], rows, cmd.strip(),
-                  notes="Reference: tests/reference_heta.py (one HVP per probe, one full forward per masked copy, "
+                  notes="Reference: tests/reference/heta_reference.py (one HVP per probe, one full forward per masked copy, "
                         "exact KL even for 'fast'). Peak: process RSS on CPU, torch peak on GPU.")
 
 
