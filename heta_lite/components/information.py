@@ -55,22 +55,33 @@ def information_scores(lm: LoadedModel, X: torch.Tensor, logits_p: torch.Tensor,
     wd = logits_p.dtype if logits_p.dtype == torch.float64 else torch.float32
     logp = torch.log_softmax(logits_p.to(wd), dim=-1)
     positions = torch.nonzero(scored).flatten().tolist()
-    delete = settings.mask == "delete"
-    if delete and n < 2:
+    if settings.mask == "delete" and n < 2:
         raise InputError("Mask 'delete' needs at least 2 context tokens; use mask 'zero'.", "mask")
-    mask_vec = mask_vector(lm, X, settings.mask)
     I = torch.zeros(n, dtype=wd, device=X.device)
+    for chunk, logits_q in masked_last_logits(lm, X, positions, settings.mask, settings.mask_batch, control,
+                                              cache, input_ids):
+        I[chunk] = kl_from_logits(logp, logits_q)
+    return I
+
+
+@torch.no_grad()
+def masked_last_logits(lm: LoadedModel, X: torch.Tensor, positions: list[int], mask: str, batch: int,
+                       control: JobControl = NO_CONTROL, cache=None, input_ids: list[int] | None = None):
+    """Yield (positions chunk, logits at the last position (B, vocab)) with each position in the
+    chunk masked alone. Prefix-KV reuse, batching, SDPA: shared by I and the occlusion baseline."""
+    model = lm.model
+    n = X.shape[0]
+    delete = mask == "delete"
+    mask_vec = mask_vector(lm, X, mask)
     with attention_implementation(model, "sdpa"):
         kv = _prefix_kv(lm, X, cache, input_ids)
         done = 0
-        for chunk in _chunks(positions, settings.mask_batch, n, delete):
+        for chunk in _chunks(positions, batch, n, delete):
             control.step("masking", done, len(positions))
-            logits_q = _masked_suffix_logits(model, X, kv, chunk, mask_vec)
-            I[chunk] = kl_from_logits(logp, logits_q)
+            yield chunk, _masked_suffix_logits(model, X, kv, chunk, mask_vec)
             done += len(chunk)
         control.step("masking", len(positions), len(positions))
     del kv
-    return I
 
 
 def _prefix_kv(lm: LoadedModel, X: torch.Tensor, cache, input_ids: list[int] | None) -> list:
