@@ -1,0 +1,1 @@
+"""Faithfulness metrics (deletion, AOPC, sufficiency, Soft-NC/NS, DSA) and the evaluation runner."""

@@ -1,0 +1,170 @@
+"""Faithfulness metrics of the spec ('Faithfulness'), each a plain function.
+
+All take the context embeddings X (n, d), the target id y and the attribution scores (n,)
+(non-negative, zero at unscored tokens); `scored` marks the tokens a metric may remove.
+Probabilities are read at the last position, in float64.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..models.loader import LoadedModel, attention_implementation
+
+
+@torch.no_grad()
+def last_logprobs(lm: LoadedModel, seqs: list[torch.Tensor], batch: int = 16) -> torch.Tensor:
+    """log softmax at the last position for each embedding sequence (sequences of equal length are
+    batched together)."""
+    out = [None] * len(seqs)
+    by_len: dict[int, list[int]] = {}
+    for i, s in enumerate(seqs):
+        by_len.setdefault(s.shape[0], []).append(i)
+    with attention_implementation(lm.model, "sdpa"):
+        for _L, idx in by_len.items():
+            for start in range(0, len(idx), batch):
+                chunk = idx[start:start + batch]
+                X = torch.stack([seqs[i] for i in chunk])
+                logits = lm.model(inputs_embeds=X, use_cache=False, logits_to_keep=1).logits[:, -1]
+                lp = torch.log_softmax(logits.double(), -1)
+                for j, i in enumerate(chunk):
+                    out[i] = lp[j]
+    return torch.stack(out)  # type: ignore[arg-type]
+
+
+def remove_tokens(X: torch.Tensor, positions, mode: str) -> torch.Tensor:
+    """'delete': drop the rows; 'zero': replace them by the zero embedding."""
+    positions = sorted(int(p) for p in positions)
+    if mode == "delete":
+        keep = [i for i in range(X.shape[0]) if i not in set(positions)]
+        return X[keep]
+    if mode == "zero":
+        Y = X.clone()
+        Y[positions] = 0
+        return Y
+    raise ValueError(f"unknown removal mode {mode!r}")
+
+
+def k_values(n_scored: int) -> list[int]:
+    """k = 1, 2, 3, 5 and 10/20/30% of the scored tokens (at least 1), deduplicated, <= n_scored."""
+    ks = [1, 2, 3, 5] + [max(1, math.ceil(f * n_scored)) for f in (0.1, 0.2, 0.3)]
+    return sorted({k for k in ks if k <= n_scored})
+
+
+def top_k(scores: np.ndarray, scored: np.ndarray, k: int) -> list[int]:
+    idx = np.flatnonzero(scored)
+    order = idx[np.argsort(-scores[idx], kind="stable")]
+    return [int(i) for i in order[:k]]
+
+
+@dataclass
+class DeletionResult:
+    ks: list[int]
+    p_full: float
+    drop_top: list[float]  # p(y) - p(y | top-k removed)
+    drop_random: list[float]  # mean over random draws of k scored tokens
+
+    @property
+    def aopc_top(self) -> float:
+        """AOPC: mean drop over the k's."""
+        return float(np.mean(self.drop_top)) if self.drop_top else float("nan")
+
+    @property
+    def aopc_random(self) -> float:
+        return float(np.mean(self.drop_random)) if self.drop_random else float("nan")
+
+
+def deletion(lm: LoadedModel, X: torch.Tensor, y: int, scores: np.ndarray, scored: np.ndarray, mode: str = "zero",
+             ks: list[int] | None = None, random_draws: int = 5, seed: int = 0) -> DeletionResult:
+    """Drop in p(y) after removing the top-k attributed tokens vs k random scored tokens:
+    drop_k = p(y | X) - p(y | X without those k), random averaged over `random_draws` draws."""
+    n_scored = int(scored.sum())
+    ks = ks or k_values(n_scored)
+    rng = np.random.default_rng(seed)
+    idx = np.flatnonzero(scored)
+    seqs = [X]
+    for k in ks:
+        seqs.append(remove_tokens(X, top_k(scores, scored, k), mode))
+        for _ in range(random_draws):
+            seqs.append(remove_tokens(X, rng.choice(idx, size=k, replace=False), mode))
+    p = last_logprobs(lm, seqs)[:, y].exp().cpu().numpy()
+    p0 = float(p[0])
+    drop_top, drop_rand = [], []
+    for j, _k in enumerate(ks):
+        base = 1 + j * (1 + random_draws)
+        drop_top.append(p0 - float(p[base]))
+        drop_rand.append(p0 - float(np.mean(p[base + 1: base + 1 + random_draws])))
+    return DeletionResult(ks=ks, p_full=p0, drop_top=drop_top, drop_random=drop_rand)
+
+
+def sufficiency(lm: LoadedModel, X: torch.Tensor, y: int, scores: np.ndarray, scored: np.ndarray,
+                ks: list[int] | None = None) -> dict[int, float]:
+    """p(y) when only the top-k scored tokens are kept (the other scored tokens zeroed; special
+    tokens stay)."""
+    ks = ks or k_values(int(scored.sum()))
+    idx = set(np.flatnonzero(scored).tolist())
+    seqs = [remove_tokens(X, sorted(idx - set(top_k(scores, scored, k))), "zero") for k in ks]
+    p = last_logprobs(lm, seqs)[:, y].exp().cpu().numpy()
+    return {k: float(v) for k, v in zip(ks, p)}
+
+
+def hellinger_like(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """D(p, q) = sum_v (sqrt p_v - sqrt q_v)^2 / sqrt 2 (the spec's form; in [0, sqrt 2])."""
+    return ((p.sqrt() - q.sqrt()) ** 2).sum(-1) / math.sqrt(2)
+
+
+def soft_metrics(lm: LoadedModel, X: torch.Tensor, scores: np.ndarray, scored: np.ndarray, draws: int = 5,
+                 seed: int = 0) -> dict[str, float]:
+    """Soft-NS and Soft-NC (Zhao & Aletras 2023). s = scores / max (in [0, 1]); each embedding
+    element of token j is kept with probability s_j (NS, p_keep) or 1 - s_j (NC, p_drop); others
+    zeroed; unscored tokens are never perturbed. S = 1 - D(p, p_keep), C = D(p, p_drop),
+    S0 = 1 - D(p, p_all_masked); Soft-NS = max(0, S - S0) / (1 - S0), Soft-NC = C / (1 - S0).
+    Averaged over `draws` Bernoulli samples."""
+    s = np.where(scored, scores, 0.0)
+    s = s / s.max() if s.max() > 0 else s
+    g = torch.Generator().manual_seed(seed)
+    prob = torch.tensor(s, dtype=X.dtype)[:, None].expand_as(X).cpu()
+    unscored = torch.tensor(~scored)[:, None].expand_as(X)
+    seqs = [X, remove_tokens(X, np.flatnonzero(scored), "zero")]
+    for _ in range(draws):
+        u = torch.rand(X.shape, generator=g, dtype=X.dtype)
+        keep_ns = (u < prob) | unscored
+        keep_nc = (u < 1 - prob) | unscored
+        seqs += [X * keep_ns.to(X.device, X.dtype), X * keep_nc.to(X.device, X.dtype)]
+    P = last_logprobs(lm, seqs).exp()
+    p, p_all = P[0], P[1]
+    S0 = 1 - float(hellinger_like(p, p_all))
+    S = 1 - float(hellinger_like(p[None], P[2::2]).mean())
+    C = float(hellinger_like(p[None], P[3::2]).mean())
+    denom = max(1 - S0, 1e-12)
+    return {"soft_ns": max(0.0, S - S0) / denom, "soft_nc": C / denom, "S": S, "C": C, "S0": S0}
+
+
+def dsa(normalised: np.ndarray, token_spans: list[tuple[int, int]], evidence: tuple[int, int],
+        distractor: tuple[int, int]) -> float:
+    """Dependent sentence alignment: attribution mass on evidence tokens minus mass on distractor
+    tokens (scores normalised to sum 1); a token belongs to a segment when its character span
+    overlaps the segment's character span."""
+    def mass(seg):
+        a, b = seg
+        return float(sum(w for w, (s, e) in zip(normalised, token_spans) if s < b and e > a and e > s))
+
+    return mass(evidence) - mass(distractor)
+
+
+def random_scores(scored: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.where(scored, rng.random(len(scored)), 0.0)
+
+
+def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high) with a 95% percentile bootstrap interval."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = rng.choice(v, size=(n_boot, len(v)), replace=True).mean(1)
+    return float(v.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
