@@ -1,0 +1,43 @@
+"""The evaluation command end to end on the offline model (tiny limit), resumable."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from heta_lite.faithfulness.datasets import load_items
+
+pytestmark = pytest.mark.slow
+
+
+def test_authors_format_targets_the_answer_with_offset_segments():
+    items, skipped = load_items("../shared/data/heta_qa_dataset_100_unique.json") if __import__("os").path.exists(
+        "../shared/data/heta_qa_dataset_100_unique.json") else (None, None)
+    if items is None:
+        pytest.skip("the authors' toy set lives in ../shared/data, outside the repo")
+    assert len(items) + len(skipped) == 100 and len(items) >= 95
+    it = items[0]
+    assert it.text.endswith("Answer: " + it.answer)  # the answer is the target, not the final '?'
+    a, b = it.segments["evidence"]
+    assert it.prompt[a:b].startswith("Photosynthesis")
+
+
+def test_eval_command_writes_outputs_and_resumes(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"id": "a", "prompt": "The protagonist went home. Paris is the capital of France. "
+                                "Question: What is the capital of France? Answer:", "answer": "Paris",
+                                "segments": {"distractor": [0, 26], "evidence": [27, 58]}}) + "\nnot json\n")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "heta_lite.cli", "eval", "--dataset", str(data), "--methods", "heta,attention",
+           "--out", str(out), "--draws", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "skipped line 2" in r.stdout
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert {x["method"] for x in rows} == {"heta", "attention"}
+    assert all(-1 <= x["dsa"] <= 1 and x["in_top5"] is not None for x in rows)
+    for f in ("summary.json", "summary.md", "deletion_curves.png", "aopc.png"):
+        assert (out / f).stat().st_size > 0
+    r2 = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r2.returncode == 0
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2  # resumed: nothing recomputed
