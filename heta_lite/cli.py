@@ -12,7 +12,7 @@ import sys
 
 from .errors import HetaError
 
-COMMANDS = ["explain", "eval", "models", "validate"]
+COMMANDS = ["explain", "batch", "eval", "models", "validate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

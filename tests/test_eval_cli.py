@@ -41,3 +41,22 @@ def test_eval_command_writes_outputs_and_resumes(tmp_path):
     r2 = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r2.returncode == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == 2  # resumed: nothing recomputed
+
+
+def test_batch_command_skips_bad_lines_and_resumes(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a", "prompt": "The capital of France is", "target_pos": 4}\nnot json\n'
+                   '{"prompt": ""}\n{"id": "b", "prompt": "Two plus two is", "target_pos": 3, "method": "attention"}\n')
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-m", "heta_lite.cli", "batch", "--input", str(src), "--out", str(out), "--quality",
+           "fast", "--cache-dir", "off"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "2 explained, 2 bad lines skipped" in r.stdout
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    good = [x for x in rows if "error" not in x]
+    assert [x["batch_id"] for x in good] == ["a", "b"] and good[1]["method"] == "attention"
+    assert {x["line"] for x in rows if "error" in x} == {2, 3}
+    r2 = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert "0 explained, 0 bad lines skipped" in r2.stdout
+    assert len(out.read_text().splitlines()) == 4
