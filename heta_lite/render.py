@@ -86,3 +86,31 @@ def render_heatmap(report: dict, out: str | Path | BinaryIO | None = None, cmap:
         else:
             out.write(data)
     return data
+
+
+def render_association(assoc: dict, out: str | Path | BinaryIO | None = None) -> bytes:
+    """PNG of the input x output association matrix (rows: generated tokens; columns: context)."""
+    import numpy as np
+
+    M = np.array([[np.nan if v is None else v for v in row] for row in assoc["matrix"]], dtype=float)
+    cols, rows = assoc["columns"], assoc["rows"]
+    fig_w = max(6.0, 0.22 * len(cols) + 2)
+    fig_h = max(3.0, 0.3 * len(rows) + 2)
+    fig, ax = plt.subplots(figsize=(fig_w, fig_h), dpi=120)
+    im = ax.imshow(np.ma.masked_invalid(M), cmap="Reds", aspect="auto", vmin=0)
+    ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7, family=FONT)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8, family=FONT)
+    ax.set_xlabel("context token (prompt, then earlier generated tokens)")
+    ax.set_ylabel("generated token")
+    fig.colorbar(im, ax=ax, label="normalised score")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    data = buf.getvalue()
+    if out is not None:
+        if isinstance(out, (str, Path)):
+            Path(out).write_bytes(data)
+        else:
+            out.write(data)
+    return data

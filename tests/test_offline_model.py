@@ -125,3 +125,18 @@ def test_cli_bad_input_is_one_line(args, match):
     assert "Traceback" not in r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("heta-lite: error:")]
     assert len(lines) == 1 and __import__("re").search(match, lines[0]), r.stderr
+
+
+def test_cli_all_generated_association_matrix(tmp_path):
+    out = tmp_path / "a.json"
+    r = _cli("explain", "--prompt", "Name a fruit:", "--quality", "fast", "--all-generated", "--max-new-tokens", "3",
+             "--json", str(out), "--png", str(tmp_path / "a.png"), "--cache-dir", "off")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    validate_report(report)
+    assoc = report["association"]
+    assert len(assoc["rows"]) == len(report["generated"]["ids"]) == len(assoc["matrix"])
+    for row, pos in zip(assoc["matrix"], assoc["row_positions"]):
+        vals = [v for v in row if v is not None]
+        assert len(vals) == pos and sum(vals) == pytest.approx(1.0)  # exactly the context before that token
+    assert (tmp_path / "a.association.png").read_bytes()[:4] == b"\x89PNG"

@@ -15,6 +15,8 @@ def add_parser(sub) -> None:
     tgt = p.add_mutually_exclusive_group()
     tgt.add_argument("--target-pos", type=int, help="teacher-forced: explain the token at this position of the prompt")
     tgt.add_argument("--target-gen", type=int, help="explain the K-th generated token (0 = first; the default)")
+    tgt.add_argument("--all-generated", action="store_true",
+                     help="explain every generated token; adds the input x output association matrix")
     p.add_argument("--max-new-tokens", type=int, default=20, help="tokens to generate (generated mode)")
     chat = p.add_mutually_exclusive_group()
     chat.add_argument("--chat", dest="chat", action="store_true", default=None, help="apply the chat template")
@@ -45,8 +47,11 @@ def run(args: argparse.Namespace) -> int:
     from ..control import JobControl
 
     control = JobControl(time_limit_s=args.time_limit, progress=_progress_printer() if args.verbose else None)
-    exp = explain(lm, prompt, target, settings, method=args.method, control=control, cache=cache_from_args(args))
+    cache = cache_from_args(args)
+    exp = explain(lm, prompt, target, settings, method=args.method, control=control, cache=cache)
     report = build_report(exp)
+    if args.all_generated:
+        report["association"] = association(lm, exp, settings, args.method, control, cache)
     to_stdout = args.json_out == "-"
     table_stream = sys.stderr if to_stdout else sys.stdout
     print_table(report, args.top, table_stream)
@@ -58,10 +63,31 @@ def run(args: argparse.Namespace) -> int:
             with open(args.json_out, "w", encoding="utf-8") as fh:
                 fh.write(text + "\n")
     if args.png_out:
-        from ..render import render_heatmap
+        from ..render import render_association, render_heatmap
 
         render_heatmap(report, args.png_out)
+        if "association" in report:
+            render_association(report["association"], args.png_out.replace(".png", "") + ".association.png")
     return 0
+
+
+def association(lm, first, settings, method, control, cache) -> dict:
+    """Rows: each generated token; columns: every token before the last one; cells: the row
+    target's normalised score of that context token (None where the token comes after it)."""
+    from ..engine import explain_context
+
+    ctx = first.context
+    gen_positions = range(ctx.prompt_len, len(ctx.ids))
+    cols = [t.display for t in ctx.tokens[: len(ctx.ids) - 1]]
+    rows, matrix = [], []
+    for t in gen_positions:
+        exp = first if t == ctx.target_pos else explain_context(lm, ctx.with_target(t), settings, method, control,
+                                                                cache=cache)
+        rows.append(ctx.tokens[t].display)
+        matrix.append([float(v) for v in exp.normalised] + [None] * (len(cols) - t))
+        print(f"\rassociation: {len(rows)}/{len(gen_positions)} generated tokens", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    return {"rows": rows, "columns": cols, "row_positions": list(gen_positions), "matrix": matrix}
 
 
 def _progress_printer():
