@@ -11,7 +11,7 @@ def register(state: AppState) -> None:
     """Register the page routes for `state` (one model, one queue for every client)."""
 
     @ui.page("/")
-    def index() -> None:
-        build_page(state)
+    def index(job: str | None = None) -> None:
+        build_page(state, job_id=job)
 
     app.on_shutdown(state.queue.shutdown)

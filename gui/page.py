@@ -33,8 +33,9 @@ CSS = """
 """
 
 
-def build_page(state: AppState) -> None:
-    """Build one client's page. Per-page state lives in `page`; the model and queue are shared."""
+def build_page(state: AppState, job_id: str | None = None) -> None:
+    """Build one client's page. Per-page state lives in `page`; the model and queue are shared.
+    `job_id` (the URL's ?job=) re-attaches a reloaded page to its running or finished job."""
     ui.add_css(CSS)
     page: dict[str, Any] = {"ctx": None, "target": None, "job": None, "report": None, "exp": None, "samples": []}
 
@@ -47,7 +48,7 @@ def build_page(state: AppState) -> None:
         error_box.set_visibility(False)
         with ui.card().classes("w-full"):
             prompt = ui.textarea("Prompt", placeholder="Type or paste a prompt, or pick an example below") \
-                .classes("w-full").props("outlined autogrow id=prompt")
+                .classes("w-full").props("outlined autogrow id=prompt").mark("prompt")
             with ui.row().classes("gap-1 items-center"):
                 ui.label("Examples:").classes("text-sm text-gray-600")
                 for ex in EXAMPLES:
@@ -123,6 +124,18 @@ def build_page(state: AppState) -> None:
                 ui.button("Show attention", on_click=lambda: start_attention()).props("outline")
             attn_html = ui.html("", sanitize=False)
 
+        with ui.expansion("Compare two prompts", icon="compare").classes("w-full"):
+            ui.label("Explain the first generated token of two prompts side by side, e.g. a question before and "
+                     "after a correction such as 'No, think again: ...'.").classes("text-sm text-gray-600")
+            with ui.row().classes("w-full no-wrap gap-4"):
+                cmp_a = ui.textarea("Prompt A").classes("w-1/2").props("outlined autogrow").mark("compare-a")
+                cmp_b = ui.textarea("Prompt B").classes("w-1/2").props("outlined autogrow").mark("compare-b")
+            ui.button("Compare", on_click=lambda: start_compare()).props("outline").mark("compare-btn")
+            cmp_summary = ui.label("").classes("font-medium")
+            with ui.row().classes("w-full no-wrap gap-4 items-start"):
+                cmp_html_a = ui.html("", sanitize=False).classes("w-1/2")
+                cmp_html_b = ui.html("", sanitize=False).classes("w-1/2")
+
         with ui.expansion("Memory", icon="memory").classes("w-full"):
             mem_label = ui.label("").classes("text-sm").props("id=mem-label")
             mem_chart = ui.echart(memory_chart([])).classes("w-full h-48")
@@ -141,9 +154,48 @@ def build_page(state: AppState) -> None:
         except QueueFull as err:
             show_error(str(err))
             return
+        attach(job, on_done)
+        if kind == "explain":  # a reload of this URL re-attaches to the job
+            ui.navigate.history.replace(f"/?job={job.id}")
+
+    def attach(job, on_done) -> None:
         page["job"] = (job, on_done)
         progress_card.set_visibility(True)
         cancel_btn.enable()
+
+    def start_compare() -> None:
+        if not state.ready:
+            show_error(state.load_error or "The model is still loading; try again in a moment.")
+            return
+        a, b = cmp_a.value or "", cmp_b.value or ""
+        if not a.strip() or not b.strip():
+            show_error("Type both prompts to compare.")
+            return
+        show_error(None)
+        from heta_lite.engine import explain
+
+        lm, s = state.lm, settings()
+        spec = TargetSpec(generated=0, max_new_tokens=1)
+
+        def job(control):
+            return (explain(lm, a, spec, s, control=control, cache=state.cache),
+                    explain(lm, b, spec, s, control=control, cache=state.cache))
+
+        submit(job, "compare", show_compare)
+
+    def show_compare(pair) -> None:
+        from heta_lite.report import build_report
+
+        ra, rb = (build_report(e) for e in pair)
+        ta, tb = ra["target"], rb["target"]
+        same = ta["id"] == tb["id"]
+        top = lambda r: ", ".join(t["display"] for t in r["summary"]["top"][:3])  # noqa: E731
+        cmp_summary.text = (f"A predicts '{ta['display']}' (p {ta['prob']:.3f}); B predicts '{tb['display']}' "
+                            f"(p {tb['prob']:.3f})" + (f"; difference in p: {tb['prob'] - ta['prob']:+.3f}" if same
+                                                       else "; different tokens")
+                            + f". Top tokens A: {top(ra)} · B: {top(rb)}")
+        cmp_html_a.content = heatmap_html(ra)
+        cmp_html_b.content = heatmap_html(rb)
 
     def start_generate() -> None:
         show_error(None)
@@ -376,3 +428,14 @@ def build_page(state: AppState) -> None:
 
     ui.timer(0.25, poll)
     ui.timer(2.0, sample_memory)
+    if job_id:
+        job = state.queue.get(job_id)
+        if job is None:
+            show_error("That job is no longer known to the server (it restarted or the job expired); explain again.")
+        elif job.kind == "explain":
+            def reattached(exp) -> None:
+                show_tokens(exp.context)
+                pick(exp.context.target_pos)
+                show_result(exp)
+
+            attach(job, reattached)

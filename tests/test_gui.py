@@ -37,7 +37,7 @@ async def test_full_workflow(state):
     async with user_simulation(root=lambda: build_page(state)) as user:
         await user.open("/")
         await user.should_see("why did the model predict this token?")
-        user.find(kind=ui.textarea).type("The capital of France is")
+        user.find(marker="prompt").type("The capital of France is")
         user.find("Generate").click()
         await user.should_see("Click a token", retries=200)
         await user.should_see("Target:", retries=200)
@@ -61,10 +61,10 @@ async def test_full_workflow(state):
 async def test_bad_input_is_answered_inline(state):
     async with user_simulation(root=lambda: build_page(state)) as user:
         await user.open("/")
-        user.find(kind=ui.textarea).type("   ")
+        user.find(marker="prompt").type("   ")
         user.find("Generate").click()
         await user.should_see("The prompt is empty")
-        user.find(kind=ui.textarea).clear().type("word " * 700)
+        user.find(marker="prompt").clear().type("word " * 700)
         user.find("Generate").click()
         await user.should_see("the limit is 512 tokens", retries=200)
 
@@ -82,10 +82,34 @@ async def test_queue_position_and_cancel(state):
         await user.open("/")
         busy = state.queue.submit(blocker, kind="other")
         await _until(lambda: blocker_started, 10)
-        user.find(kind=ui.textarea).type("The capital of France is")
+        user.find(marker="prompt").type("The capital of France is")
         user.find("Generate").click()
         await user.should_see("Waiting in the queue: position 1", retries=50)
         user.find("Cancel").click()
         await user.should_see("Cancelled.", retries=50)
         state.queue.cancel(busy.id)
         await _until(lambda: state.queue.get(busy.id).state == "cancelled", 10)
+
+
+async def test_reload_reattaches_to_the_job(state):
+    from heta_lite.engine import explain
+    from heta_lite.settings import HetaSettings
+    from heta_lite.targets import TargetSpec
+
+    job = state.queue.submit(lambda control: explain(state.lm, "The sky is", TargetSpec(position=2, chat=False),
+                                                     HetaSettings.preset("fast"), control=control), kind="explain")
+    async with user_simulation(root=lambda: build_page(state, job_id=job.id)) as user:
+        await user.open("/")
+        await user.should_see("Why '", retries=600)
+    async with user_simulation(root=lambda: build_page(state, job_id="nope")) as user:
+        await user.open("/")
+        await user.should_see("no longer known")
+
+
+async def test_compare_two_prompts(state):
+    async with user_simulation(root=lambda: build_page(state)) as user:
+        await user.open("/")
+        user.find(marker="compare-a").type("The capital of France is")
+        user.find(marker="compare-b").type("No, think again: the capital of France is")
+        user.find(marker="compare-btn").click()
+        await user.should_see("A predicts", retries=600)
