@@ -168,6 +168,12 @@ def _explain_uncached(lm: LoadedModel, ctx: Context, settings: HetaSettings, met
     if ctx.target_pos > settings.max_tokens:
         raise InputError(f"The context is {ctx.target_pos} tokens; the limit is {settings.max_tokens} tokens.", "prompt")
     impl = get_method(method)
+    if lm.quantization != "none" and impl.needs_gradients(settings):
+        raise InputError(
+            f"Gradient-based attribution ('{method}' with these settings) is not validated on {lm.quantization} "
+            "models yet: 8-bit layers give straight-through gradients and 4-bit Hessian-vector products are "
+            "unverified here, so the numbers could be silently wrong. Use --quant none, or a method that needs no "
+            "gradients (heta-M, heta-I with --information exact, attention, rollout, occlusion).", "quant")
     t0 = time.perf_counter()
     with PeakMemory() as peak:
         input_ids, X = embed(lm, ctx.input_ids)

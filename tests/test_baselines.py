@@ -104,3 +104,19 @@ def test_every_method_zeroes_unscored_tokens(lm):
         res = get_method(name).attribute(_inp(lm, HetaSettings(num_probes=1, extra={"ig_steps": 4}), scored))
         assert res.scores.shape == (N,) and np.all(res.scores >= 0), name
         assert res.scores[0] == 0 and res.scores[3] == 0, name
+
+
+def test_gradient_methods_refused_on_quantized_models(lm):
+    from heta_lite.engine import explain_context
+    from heta_lite.errors import InputError
+    from heta_lite.targets import Context
+    from heta_lite.tokens import TokenInfo
+
+    q = wrap_model(tiny_qwen2(), quantization="4bit")  # the flag is what the guard reads
+    toks = [TokenInfo(i, 5 + i, "t", "t", i, i + 1, False, "prompt") for i in range(6)]
+    ctx = Context("p", "tttttt", "position", False, [5 + i for i in range(6)], 5, toks, 6)
+    for method in ("heta", "saliency", "integrated_gradients", "heta-S"):
+        with pytest.raises(InputError, match="not validated"):
+            explain_context(q, ctx, HetaSettings.preset("fast"), method)
+    for method in ("attention", "occlusion", "heta-M"):
+        explain_context(q, ctx, HetaSettings.preset("balanced"), method)  # no gradients: allowed

@@ -46,6 +46,11 @@ class AttributionMethod:
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    uses_gradients: ClassVar[bool] = False
+
+    def needs_gradients(self, settings: HetaSettings) -> bool:
+        """Whether this run differentiates through the model (refused on unvalidated quantized layers)."""
+        return self.uses_gradients
 
     def attribute(self, inp: MethodInput) -> AttributionResult:  # pragma: no cover - interface
         raise NotImplementedError

@@ -66,6 +66,7 @@ class AttentionRollout(AttributionMethod):
 @register
 class Saliency(AttributionMethod):
     name: ClassVar[str] = "saliency"
+    uses_gradients: ClassVar[bool] = True
     description: ClassVar[str] = "gradient saliency: ||d log p(y) / d x_i||_2"
 
     def attribute(self, inp: MethodInput) -> AttributionResult:
@@ -76,6 +77,7 @@ class Saliency(AttributionMethod):
 @register
 class InputXGradient(AttributionMethod):
     name: ClassVar[str] = "input_x_gradient"
+    uses_gradients: ClassVar[bool] = True
     description: ClassVar[str] = "input x gradient: |sum_d x_id * d log p(y) / d x_id|"
 
     def attribute(self, inp: MethodInput) -> AttributionResult:
@@ -90,6 +92,7 @@ class IntegratedGradients(AttributionMethod):
     score |sum_d (x - x0) * mean_alpha grad|."""
 
     name: ClassVar[str] = "integrated_gradients"
+    uses_gradients: ClassVar[bool] = True
     description: ClassVar[str] = "integrated gradients, zero baseline"
 
     def attribute(self, inp: MethodInput) -> AttributionResult:

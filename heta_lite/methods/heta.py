@@ -24,6 +24,9 @@ class Heta(AttributionMethod):
     description: ClassVar[str] = "HETA: attention-value gate x (Hessian sensitivity + KL information gain)"
     components: ClassVar[tuple[str, ...]] = ("M", "S", "I")
 
+    def needs_gradients(self, settings) -> bool:
+        return "S" in self.components or ("I" in self.components and settings.information == "taylor")
+
     def attribute(self, inp: MethodInput) -> AttributionResult:
         scored = inp.scored.cpu().numpy()
         raw: dict[str, np.ndarray] = {}
