@@ -65,8 +65,8 @@ DISTRACTORS = [
 
 def dsa_items() -> list[dict]:
     items = []
-    for i, (evidence, question, answer) in enumerate(FACTS):
-        for j in range(3):
+    for j in range(3):  # every fact once before any repeats, so --limit N gives N different facts
+        for i, (evidence, question, answer) in enumerate(FACTS):
             distractor = DISTRACTORS[(i + 2 * j) % len(DISTRACTORS)]
             prompt = ""
             d_span = (len(prompt), len(prompt) + len(distractor))
