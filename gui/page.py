@@ -87,7 +87,7 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
         result_card = ui.card().classes("w-full")
         with result_card:
             summary = ui.label("").classes("text-base font-medium").props("id=summary")
-            heat = ui.html("", sanitize=False).classes("w-full")
+            heat = ui.html("", sanitize=False).classes("w-full").mark("heatmap")
             with ui.row().classes("w-full gap-6 items-start"):
                 with ui.column():
                     ui.label("Most influential tokens").classes("font-medium")
@@ -251,9 +251,25 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
         kind = "generated token" if index >= ctx.prompt_len else "prompt token"
         target_label.text = f"Target: '{tok.display}' ({kind} at position {index}, {index} tokens of context)"
         explain_btn.enable()
-        n = index
-        per_token = {"fast": 0.08, "balanced": 0.5, "accurate": 3.0}[quality.value]
-        estimate.text = f"rough estimate here: ~{max(1.0, per_token * n):.0f} s for {n} tokens"
+        start_estimate(index, sum(ctx.with_target(index).scored))
+
+    def start_estimate(n: int, n_scored: int) -> None:
+        """Expected seconds per preset for this length, from a one-time calibration on this machine."""
+        from heta_lite.budget import calibrate, estimate_seconds
+
+        lm = state.lm
+        if page.get("estimate_key") == (n, n_scored):
+            return
+        page["estimate_key"] = (n, n_scored)
+
+        def job(control):
+            cal = calibrate(lm, n)
+            return {q: estimate_seconds(cal, n, n_scored, HetaSettings.preset(q))["total"] for q in QUALITIES}
+
+        try:
+            page["estimate_job"] = state.queue.submit(job, kind="estimate")
+        except QueueFull:
+            estimate.text = ""
 
     def start_explain() -> None:
         ctx, index = page["ctx"], page["target"]
@@ -382,12 +398,18 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
                     status.text = f"{job.kind}: {job.stage or 'starting'} {job.done}/{job.total}" + \
                                   (f" · about {eta:.0f} s left in this stage" if eta else "")
                     progress.value = job.fraction
-        for key, render in (("lens_job", render_lens), ("attn_job", render_attention)):
+        for key, render in (("lens_job", render_lens), ("attn_job", render_attention),
+                            ("estimate_job", render_estimate)):
             j = page.get(key)
             if j is not None and j.state in FINISHED:
                 page[key] = None
                 if j.state == DONE:
                     render(j.result)
+
+    def render_estimate(est) -> None:
+        n = page.get("estimate_key", (0, 0))[0]
+        estimate.text = "expected here for {} tokens: ".format(n) + " · ".join(
+            f"{q} ~{est[q]:.0f} s" if est[q] < 120 else f"{q} ~{est[q] / 60:.0f} min" for q in QUALITIES)
 
     def render_lens(rows) -> None:
         lens_info.text = "Each layer's guess at the target position (residual stream through the final norm and LM head)."
