@@ -6,7 +6,6 @@ worker thread, never on the event loop.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 
 from nicegui import ui
@@ -25,13 +24,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--time-limit", type=float, default=600.0, help="per-job time limit in seconds")
     p.add_argument("--cache-dir", default=None, help="diskcache folder, or 'off'")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument("--rate-limit", type=float, default=30.0, help="API requests per minute per client")
+    p.add_argument("--client-jobs", type=int, default=2, help="API jobs running or queued per client")
+    p.add_argument("--trusted-proxy", action="append", default=None,
+                   help="address/network whose X-Forwarded-For is believed (default: loopback, i.e. Caddy)")
+    p.add_argument("--plain-logs", action="store_true", help="human-readable logs instead of JSON lines")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from gui.telemetry import setup_logging
+
+    setup_logging(json_logs=not args.plain_logs)
     from gui.app import register
+    from gui.ratelimit import Limits
     from gui.state import AppState
     from heta_lite.jobs import JobQueue
 
@@ -44,7 +51,9 @@ def main(argv=None) -> None:
                      queue=JobQueue(concurrency=args.concurrency, max_queued=args.max_queued,
                                     time_limit_s=args.time_limit), cache=cache)
     state.start_loading(args.device)
-    register(state)
+    limits = Limits(requests_per_minute=args.rate_limit, concurrent_jobs=args.client_jobs,
+                    trusted_proxies=tuple(args.trusted_proxy or ("127.0.0.1", "::1")))
+    register(state, limits)
     has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or os.name == "nt"
     ui.run(host=args.host, port=args.port, title="HETA Lite", reload=False, show=not args.no_browser and has_display,
            favicon="🔥")

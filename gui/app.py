@@ -7,8 +7,11 @@ from .page import build_page
 from .state import AppState
 
 
-def register(state: AppState) -> None:
-    """Register the page routes for `state` (one model, one queue for every client)."""
+def register(state: AppState, limits=None) -> None:
+    """Register the page and the REST API for `state` (one model, one queue for every client)."""
+    from .api import register_api
+
+    register_api(app, state, limits)
 
     @ui.page("/")
     def index(job: str | None = None) -> None:

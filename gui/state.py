@@ -21,6 +21,7 @@ class AppState:
     queue: JobQueue = field(default_factory=JobQueue)
     cache: object | None = None
     last_peak: dict | None = None
+    metrics: object | None = None
     _loading: threading.Thread | None = None
 
     def start_loading(self, device: str | None = None) -> None:
