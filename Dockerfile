@@ -20,5 +20,5 @@ RUN if [ "$BAKE_MODEL" = "1" ]; then python -c "from heta_lite.models import loa
 
 VOLUME ["/cache"]
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=5s --start-period=120s CMD curl -fsS http://127.0.0.1:8080/ || exit 1
+HEALTHCHECK --interval=30s --timeout=5s --start-period=180s CMD curl -fsS http://127.0.0.1:8080/api/v1/health || exit 1
 CMD ["python", "/app/src/run.py", "--host", "0.0.0.0", "--port", "8080", "--no-browser"]

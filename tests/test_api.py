@@ -106,3 +106,13 @@ def test_admin_actions_need_a_token(tmp_path, monkeypatch):
         assert r.status_code == 200
     finally:
         srv.stop()
+
+
+def test_short_soak_has_no_unexpected_responses(live_server):
+    """CI's bounded soak (the release soak is experiments/soak.py --duration 7200)."""
+    from experiments.soak import soak
+
+    res = soak(live_server.url, duration=float(__import__("os").environ.get("HETA_SOAK_S", "60")), workers=3)
+    assert res["healthy_after"]
+    assert not res["unexpected"], res["unexpected"][:5]
+    assert sum(res["outcomes"].values()) >= 10
