@@ -39,6 +39,13 @@ class JsonFormatter(logging.Formatter):
                "msg": record.getMessage()}
         for k, v in getattr(record, "fields", {}).items():
             out[k] = v
+        if record.exc_info and record.exc_info[0] is not None:
+            # the exception's type and where it happened, never its message (it may quote input text)
+            import traceback
+
+            tb = traceback.extract_tb(record.exc_info[2])
+            out["exc_type"] = record.exc_info[0].__name__
+            out["exc_where"] = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in tb[-5:]]
         return json.dumps(out, ensure_ascii=False)
 
 
