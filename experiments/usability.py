@@ -9,17 +9,12 @@ Writes experiments/results/usability.json and .md and a screenshot.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 from experiments.common import RESULTS, pct, write_results
 
-ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -30,27 +25,19 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    srv = subprocess.Popen([sys.executable, "run.py", "--no-browser", "--port", str(port), "--model", "smollm2-135m",
-                            "--quality", "fast", "--cache-dir", "off"], cwd=ROOT, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import tempfile
+
+    from tests.conftest import LiveServer
+
+    srv = LiveServer(tempfile.mkdtemp(), "--quality", "fast")
     times, steps = [], []
     try:
-        for _ in range(240):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.5)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
             for run in range(args.runs):
                 page = browser.new_page(viewport={"width": 1300, "height": 1000})
                 t0 = time.perf_counter()
-                page.goto(f"http://127.0.0.1:{port}")
+                page.goto(srv.url)
                 page.wait_for_selector("text=smollm2-135m", timeout=120_000)
                 t_loaded = time.perf_counter()
                 page.get_by_role("button", name="The capital of France is").click()
@@ -69,8 +56,7 @@ def main(argv=None) -> None:
                 page.close()
             browser.close()
     finally:
-        srv.terminate()
-        srv.wait(10)
+        srv.stop()
     rows = [[i + 1, t, s["page_ready_s"], s["tokens_s"], s["explain_s"]] for i, (t, s) in enumerate(zip(times, steps))]
     cmd = "python -m experiments.usability " + " ".join(argv if argv is not None else sys.argv[1:])
     write_results("usability", {"seconds_load_to_heatmap": times, "steps": steps, "p50_s": pct(times, 50),

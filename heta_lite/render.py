@@ -76,16 +76,7 @@ def render_heatmap(report: dict, out: str | Path | BinaryIO | None = None, cmap:
     cb = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=colours), cax=cax, orientation="horizontal")
     cb.ax.tick_params(labelsize=7)
     cb.set_label("normalised score (grey: special/template, not scored)", fontsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    data = buf.getvalue()
-    if out is not None:
-        if isinstance(out, (str, Path)):
-            Path(out).write_bytes(data)
-        else:
-            out.write(data)
-    return data
+    return _png(fig, out)
 
 
 def render_association(assoc: dict, out: str | Path | BinaryIO | None = None) -> bytes:
@@ -104,13 +95,17 @@ def render_association(assoc: dict, out: str | Path | BinaryIO | None = None) ->
     ax.set_ylabel("generated token")
     fig.colorbar(im, ax=ax, label="normalised score")
     fig.tight_layout()
+    return _png(fig, out)
+
+
+def _png(fig, out: str | Path | BinaryIO | None) -> bytes:
+    """Close `fig` as PNG bytes, written to `out` (path or binary stream) when given."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
     data = buf.getvalue()
-    if out is not None:
-        if isinstance(out, (str, Path)):
-            Path(out).write_bytes(data)
-        else:
-            out.write(data)
+    if isinstance(out, (str, Path)):
+        Path(out).write_bytes(data)
+    elif out is not None:
+        out.write(data)
     return data

@@ -1,12 +1,7 @@
 """End to end in a real browser: Debian's chromium driven by Playwright against run.py on a
 loopback port, on the offline model. Saves a screenshot under test-artifacts/."""
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,33 +18,9 @@ except ImportError:  # pragma: no cover
     sync_playwright = None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    port = _free_port()
-    # without PYTEST_* variables: NiceGUI skips starting its server when it thinks it runs under pytest
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")} | {"PYTHONUNBUFFERED": "1"}
-    log = tmp_path_factory.mktemp("srv") / "server.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "run.py", "--no-browser", "--port", str(port), "--model",
-                                 "smollm2-135m", "--cache-dir", "off"], stdout=fh, stderr=subprocess.STDOUT,
-                                env=env, cwd=Path(__file__).resolve().parents[2])
-    try:
-        for _ in range(240):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def server(live_server):
+    return live_server.url
 
 
 @pytest.mark.skipif(CHROMIUM is None or sync_playwright is None,
