@@ -79,7 +79,7 @@ def test_page_and_websocket_through_caddy(proxy):
         page.goto(proxy)
         # the model label is filled in by a timer over the websocket: seeing it proves the upgrade works
         page.wait_for_selector("text=smollm2-135m", timeout=60_000)
-        page.locator("textarea").first.fill("Hi")
+        page.get_by_role("textbox", name="Prompt", exact=True).fill("Hi")
         page.get_by_role("button", name="Generate").click()
         page.wait_for_selector("text=Target:", timeout=120_000)
         browser.close()

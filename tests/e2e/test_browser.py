@@ -32,7 +32,7 @@ def test_explain_in_the_browser(server, tmp_path):
         page = browser.new_page(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
         page.goto(server)
         page.wait_for_selector("text=smollm2-135m", timeout=120_000)  # model loaded
-        page.locator("textarea").fill("The capital of France is")
+        page.get_by_role("textbox", name="Prompt", exact=True).fill("The capital of France is")
         page.get_by_role("button", name="Generate").click()
         page.wait_for_selector("text=Target:", timeout=120_000)
         # click the last prompt token (teacher-forced target: ' is' predicted from 'The capital of France')
