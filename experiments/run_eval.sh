@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The faithfulness results committed under experiments/results/eval_*: every method, fast preset,
-# on the offline model. --limit keeps the run within ~1 hour on 2 CPU cores; drop it for the full sets.
+# on the offline model. --limit keeps the run within ~30 minutes on 2 CPU cores; drop it for the full sets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=heta,heta-M,heta-S,heta-I,attention,rollout,saliency,input_x_gradient,integrated_gradients,occlusion
-LIMIT_DSA=${LIMIT_DSA:-12}
-LIMIT_PLAIN=${LIMIT_PLAIN:-10}
-LIMIT_AUTHORS=${LIMIT_AUTHORS:-8}
+LIMIT_DSA=${LIMIT_DSA:-6}
+LIMIT_PLAIN=${LIMIT_PLAIN:-5}
+LIMIT_AUTHORS=${LIMIT_AUTHORS:-4}
 heta-lite eval --dataset experiments/data/dsa_qa.jsonl --methods $M --limit "$LIMIT_DSA" --quality fast \
   --out experiments/results/eval_dsa_qa
 heta-lite eval --dataset experiments/data/plain.jsonl --methods $M --limit "$LIMIT_PLAIN" --quality fast \
