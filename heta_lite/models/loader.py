@@ -65,7 +65,17 @@ class LoadedModel:
             "num_layers": len(self.arch.blocks(self.model)),
             "num_heads": self.dims.num_heads,
             "num_kv_heads": self.dims.num_kv_heads,
+            **({"bitsandbytes": _bnb_version()} if self.quantization != "none" else {}),
         }
+
+
+def _bnb_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("bitsandbytes")
+    except Exception:  # noqa: BLE001
+        return "unknown"
 
 
 def wrap_model(model, tokenizer=None, name: str = "in-process", source: str = "in-process",
