@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=heta,heta-M,heta-S,heta-I,attention,rollout,saliency,input_x_gradient,integrated_gradients,occlusion
-LIMIT_DSA=${LIMIT_DSA:-6}
-LIMIT_PLAIN=${LIMIT_PLAIN:-5}
-LIMIT_AUTHORS=${LIMIT_AUTHORS:-4}
+LIMIT_DSA=${LIMIT_DSA:-4}
+LIMIT_PLAIN=${LIMIT_PLAIN:-3}
+LIMIT_AUTHORS=${LIMIT_AUTHORS:-3}
 heta-lite eval --dataset experiments/data/dsa_qa.jsonl --methods $M --limit "$LIMIT_DSA" --quality fast \
   --out experiments/results/eval_dsa_qa
 heta-lite eval --dataset experiments/data/plain.jsonl --methods $M --limit "$LIMIT_PLAIN" --quality fast \
