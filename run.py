@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from nicegui import ui
 
@@ -32,6 +33,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def open_browser(args: argparse.Namespace, environ=None, platform: str | None = None) -> bool:
+    """Open a browser tab unless --no-browser, and never on a headless machine (no X11/Wayland
+    display); Windows and macOS always have one."""
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    has_display = bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")) or platform in ("win32", "darwin")
+    return not args.no_browser and has_display
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     from gui.telemetry import setup_logging
@@ -54,9 +64,7 @@ def main(argv=None) -> None:
     limits = Limits(requests_per_minute=args.rate_limit, concurrent_jobs=args.client_jobs,
                     trusted_proxies=tuple(args.trusted_proxy or ("127.0.0.1", "::1")))
     register(state, limits)
-    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or os.name == "nt"
-    ui.run(host=args.host, port=args.port, title="HETA Lite", reload=False, show=not args.no_browser and has_display,
-           favicon="🔥")
+    ui.run(host=args.host, port=args.port, title="HETA Lite", reload=False, show=open_browser(args), favicon="🔥")
 
 
 if __name__ in {"__main__", "__mp_main__"}:

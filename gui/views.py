@@ -18,11 +18,12 @@ def colour(value: float, vmax: float) -> tuple[str, str]:
 
 
 def tooltip(tok: dict) -> str:
+    """Hover text of one heatmap token (lines separated by newlines)."""
     if tok["special"]:
-        return f"#{tok['index']} {tok['display']} — special/template token, not scored"
+        return f"position {tok['index']}: {tok['display']}\nspecial/template token, not scored"
     comps = " · ".join(f"{k} {v['raw']:.3g} ({v['normalised']:.1%})" for k, v in tok["components"].items())
-    return (f"#{tok['index']} {tok['display']} — score {tok['score']:.3g}, normalised {tok['normalised']:.1%}, "
-            f"percentile {tok['percentile']:.0f}, rank {tok['rank']}" + (f" | {comps}" if comps else ""))
+    return (f"position {tok['index']}: {tok['display']}\nscore {tok['score']:.3g} · normalised {tok['normalised']:.1%}\n"
+            f"percentile {tok['percentile']:.0f} · rank {tok['rank']}" + (f"\n{comps}" if comps else ""))
 
 
 def heatmap_html(report: dict) -> str:
@@ -37,29 +38,13 @@ def heatmap_html(report: dict) -> str:
             bg, fg = colour(t["normalised"], vmax)
             style = f"background:{bg};color:{fg}"
         parts.append(f'<span class="heta-tok" data-index="{t["index"]}" data-percentile="{t["percentile"]}" '
-                     f'title="{html.escape(tooltip(t))}" style="{style}">{html.escape(t["display"] or "·")}</span>')
+                     f'data-tip="{html.escape(tooltip(t))}" style="{style}">{html.escape(t["display"] or "·")}</span>')
         if "\n" in t["text"]:
             parts.append("<br>")
     tgt = report["target"]
-    parts.append(f'<span class="heta-target" title="the target: p = {tgt["prob"]:.3f}, rank {tgt["rank"]}">'
+    parts.append(f'<span class="heta-target" data-tip="the target: p = {tgt["prob"]:.3f}, rank {tgt["rank"]}">'
                  f'{html.escape(tgt["display"])}</span>')
     return '<div class="heta-heatmap">' + "".join(parts) + "</div>"
-
-
-def component_chart(report: dict) -> dict:
-    """ECharts options: M, S, I (normalised) per scored token, as grouped bars."""
-    toks = [t for t in report["tokens"] if not t["special"]]
-    labels = [f"{t['index']}:{t['display']}" for t in toks]
-    names = list(toks[0]["components"]) if toks else []
-    return {
-        "tooltip": {"trigger": "axis"},
-        "legend": {"data": names},
-        "grid": {"left": 40, "right": 10, "top": 30, "bottom": 60},
-        "xAxis": {"type": "category", "data": labels, "axisLabel": {"rotate": 45, "fontSize": 10}},
-        "yAxis": {"type": "value", "name": "share"},
-        "series": [{"name": c, "type": "bar", "data": [round(t["components"][c]["normalised"], 5) for t in toks]}
-                   for c in names],
-    }
 
 
 def memory_chart(samples: list[tuple[str, float, float | None]]) -> dict:
@@ -69,15 +54,80 @@ def memory_chart(samples: list[tuple[str, float, float | None]]) -> dict:
     if any(s[2] is not None for s in samples):
         series.append({"name": "GPU used (MiB)", "type": "line", "showSymbol": False,
                        "data": [None if s[2] is None else round(s[2], 1) for s in samples]})
-    return {"tooltip": {"trigger": "axis"}, "legend": {"data": [s["name"] for s in series]},
-            "grid": {"left": 50, "right": 10, "top": 30, "bottom": 30},
+    return {"tooltip": {"trigger": "axis"}, "legend": {"data": [s["name"] for s in series], "top": 0},
+            "animation": False, "grid": {"left": 55, "right": 20, "top": 35, "bottom": 30},
             "xAxis": {"type": "category", "data": [s[0] for s in samples]},
-            "yAxis": {"type": "value"}, "series": series}
+            "yAxis": {"type": "value", "name": "MiB"}, "series": series}
 
 
 def logit_lens_chart(layers: list[dict]) -> dict:
-    return {"tooltip": {"trigger": "axis"},
-            "grid": {"left": 50, "right": 10, "top": 30, "bottom": 30},
+    """p(target) and the top-1 token's p per layer; the tooltip names each layer's top-3."""
+    return {"tooltip": {"trigger": "axis"}, "animation": False,
+            "legend": {"data": ["p(target)", "p(top-1 of the layer)"], "top": 0},
+            "grid": {"left": 50, "right": 40, "top": 35, "bottom": 30},
             "xAxis": {"type": "category", "data": [str(r["layer"]) for r in layers], "name": "layer"},
-            "yAxis": {"type": "value", "name": "p(target)", "max": 1},
-            "series": [{"name": "p(target)", "type": "line", "data": [round(r["p_target"], 5) for r in layers]}]}
+            "yAxis": {"type": "value", "name": "p", "max": 1},
+            "series": [{"name": "p(target)", "type": "line", "data": [round(r["p_target"], 5) for r in layers]},
+                       {"name": "p(top-1 of the layer)", "type": "line", "lineStyle": {"type": "dashed"},
+                        "data": [{"value": round(r["top"][0]["prob"], 5),
+                                  "name": " / ".join(t["text"] for t in r["top"])} for r in layers]}]}
+
+COMPONENT_NAMES = {"M": "M · gate (how much attention flows from the token)",
+                   "S": "S · curvature (second-order sensitivity)",
+                   "I": "I · information (what masking the token costs)"}
+
+
+def legend_html() -> str:
+    """A small colour scale for the heatmap: low -> high share of the attribution."""
+    stops = "".join(f'<span style="background:{colour(x, 1.0)[0]};display:inline-block;width:14px;height:12px">'
+                    "</span>" for x in (0.0, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.0))
+    return (f'<div class="heta-legend text-xs text-gray-600">less influential {stops} more influential · '
+            '<span style="background:#eee;color:#999;padding:0 3px">grey</span> = template/special, not scored · '
+            '<span class="heta-target" style="padding:0 3px">boxed</span> = the target · ␣ space, ↵ newline</div>')
+
+
+def strips_html(report: dict) -> str:
+    """One row per component (M, S, I): the scored tokens coloured by that component's share."""
+    toks = [t for t in report["tokens"] if not t["special"]]
+    if not toks:
+        return ""
+    rows = []
+    for comp in toks[0]["components"]:
+        vals = [t["components"][comp]["normalised"] for t in toks]
+        vmax = max(vals) or 1.0
+        cells = []
+        for t, v in zip(toks, vals):
+            bg, fg = colour(v, vmax)
+            raw = t["components"][comp]["raw"]
+            cells.append(f'<span class="heta-tok" data-tip="{html.escape(t["display"])}: {comp} raw {raw:.3g}, '
+                         f'share {v:.1%}" style="background:{bg};color:{fg}">{html.escape(t["display"] or "·")}</span>')
+        rows.append(f'<div class="heta-strip"><span class="heta-strip-name" title="{html.escape(COMPONENT_NAMES.get(comp, comp))}">'
+                    f'{html.escape(comp)}</span>{"".join(cells)}</div>')
+    return '<div class="heta-strips">' + "".join(rows) + "</div>"
+
+
+def next_token_chart(rows: list[dict], target_id: int | None = None) -> dict:
+    """Horizontal bars: the top-k next tokens at the predicting position (the target highlighted)."""
+    rows = list(reversed(rows))
+    return {"tooltip": {"trigger": "axis"},
+            "grid": {"left": 110, "right": 40, "top": 10, "bottom": 25},
+            "xAxis": {"type": "value", "name": "p"}, "animation": False,
+            "yAxis": {"type": "category", "data": [r["text"] for r in rows]},
+            "series": [{"type": "bar", "name": "p", "label": {"show": True, "position": "right", "formatter": "{c}"},
+                        "data": [{"value": round(r["prob"], 4),
+                                  "itemStyle": {"color": "#1f4fd1" if r["id"] == target_id else "#94a3b8"}}
+                                 for r in rows]}]}
+
+
+def attention_html(tokens: list, row: list[float]) -> str:
+    """The context coloured by attention weight from the predicting position (hover: weight)."""
+    vmax = max(row) if row and max(row) > 0 else 1.0
+    spans = []
+    for t, a in zip(tokens, row):
+        shade = int(255 - 200 * a / vmax)
+        fg = "white" if a / vmax > 0.6 else "black"
+        spans.append(f'<span class="heta-tok" data-tip="{html.escape(t.display)}: attention {a:.3f}" '
+                     f'style="background:rgb({shade},{shade},255);color:{fg}">{html.escape(t.display or "·")}</span>')
+        if "\n" in t.text:
+            spans.append("<br>")
+    return '<div class="heta-heatmap">' + "".join(spans) + "</div>"

@@ -5,6 +5,11 @@ loop), at most `concurrency` at a time (a semaphore; default 1 per GPU), in FIFO
 queue is bounded: a full queue raises `QueueFull` with a retry-after hint. Jobs are kept by id,
 so a reloaded page or a reconnecting client re-attaches to its job; `cancel` works on queued
 and running jobs (running ones stop at the next `control.step`).
+
+    q = JobQueue(concurrency=1, max_queued=16, time_limit_s=600)
+    job = q.submit(lambda control: explain(lm, prompt, control=control))   # -> Job; job.id is its key
+    q.status(job.id)   # {"state": "queued", "queue_position": 1, "progress": {...}, "eta_s": ...}
+    q.cancel(job.id); q.wait(job.id, timeout=10).result
 """
 from __future__ import annotations
 
@@ -57,6 +62,13 @@ class Job:
     def fraction(self) -> float:
         return (self.done / self.total) if self.total else 0.0
 
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds running so far (0 while queued; the run time once finished)."""
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.time()) - self.started
+
     def eta_s(self) -> float | None:
         """Seconds left in the current stage, from its rate so far (None until measurable)."""
         if self.state != RUNNING or not self.total or not self.done or self.started is None:
@@ -79,7 +91,8 @@ class JobQueue:
         self._pending: collections.deque[Job] = collections.deque()
         self._jobs: dict[str, Job] = {}
         self._seq = itertools.count()
-        self._durations: collections.deque[float] = collections.deque(maxlen=20)
+        self._durations: dict[str, collections.deque[float]] = collections.defaultdict(
+            lambda: collections.deque(maxlen=20))
         self._stopped = False
         self._workers = [threading.Thread(target=self._work, name=f"heta-worker-{i}", daemon=True)
                          for i in range(self.concurrency)]
@@ -89,9 +102,13 @@ class JobQueue:
     # -- public --------------------------------------------------------------------------
     def submit(self, fn: Callable[[JobControl], Any], kind: str = "explain", owner: str | None = None,
                time_limit_s: float | None = None) -> Job:
+        """Queue `fn(control)`; returns its `Job` (key: `job.id`). Raises `QueueFull` when
+        `max_queued` jobs are already waiting (its `retry_after_s` is a rough hint)."""
         with self._lock:
+            if self._stopped:
+                raise QueueFull("The server is shutting down; try again in a moment.", 5)
             if len(self._pending) >= self.max_queued:
-                retry = int(max(1, self.typical_seconds() * max(1, len(self._pending)) / self.concurrency))
+                retry = int(max(1, round(sum(self.typical_seconds(j.kind) for j in self._pending) / self.concurrency)))
                 raise QueueFull(f"The server is busy ({len(self._pending)} jobs waiting); try again in {retry} s.",
                                 retry)
             job = Job(id=secrets.token_urlsafe(9), kind=kind, fn=fn, owner=owner, seq=next(self._seq),
@@ -105,6 +122,44 @@ class JobQueue:
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
+
+    def status(self, job_id: str, with_result: bool = False) -> dict | None:
+        """A JSON-ready view of one job (None if unknown): state, queue position, progress,
+        ETA (`eta_s`: seconds until it finishes, rough; `wait_s` while queued), error."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        pos = self.position(job)
+        view: dict[str, Any] = {
+            "job_id": job.id, "kind": job.kind, "state": job.state, "queue_position": pos,
+            "progress": {"stage": job.stage, "done": job.done, "total": job.total,
+                         "fraction": round(job.fraction, 4), "stage_eta_s": job.eta_s()},
+            "elapsed_s": round(job.elapsed_s, 3), "wait_s": None, "eta_s": None,
+            "cancel_requested": job.control.cancel_event.is_set(),
+        }
+        if job.state == QUEUED:
+            view["wait_s"] = round(self.wait_estimate(job), 1)
+            view["eta_s"] = round(view["wait_s"] + self.typical_seconds(job.kind), 1)
+        elif job.state == RUNNING:
+            view["eta_s"] = None if job.eta_s() is None else round(max(job.eta_s(), 0.0), 1)
+        if job.error:
+            view["error"] = {"code": job.error_code, "message": job.error}
+        if with_result and job.state == DONE:
+            view["result"] = job.result
+        return view
+
+    def wait_estimate(self, job: Job) -> float:
+        """Rough seconds before a queued job starts: what runs now plus what waits ahead of it,
+        from the recent durations of each kind of job, shared over the workers."""
+        with self._lock:
+            ahead = []
+            for j in self._pending:
+                if j.id == job.id:
+                    break
+                ahead.append(self.typical_seconds(j.kind))
+            running = [max(0.0, self.typical_seconds(j.kind) - j.elapsed_s)
+                       for j in self._jobs.values() if j.state == RUNNING]
+        return (sum(ahead) + sum(running)) / self.concurrency
 
     def position(self, job: Job) -> int:
         """0 = running or finished; 1 = next to run; ..."""
@@ -144,12 +199,22 @@ class JobQueue:
     def running(self) -> int:
         return sum(1 for j in self._jobs.values() if j.state == RUNNING)
 
-    def typical_seconds(self) -> float:
-        return (sum(self._durations) / len(self._durations)) if self._durations else 10.0
+    def typical_seconds(self, kind: str | None = None) -> float:
+        """Mean duration of recent finished jobs (of `kind` if given and seen); 10 s before any."""
+        pool = self._durations.get(kind) if kind is not None else None
+        if not pool:
+            pool = [d for ds in self._durations.values() for d in ds]
+        return (sum(pool) / len(pool)) if pool else 10.0
 
     def shutdown(self) -> None:
+        """Stop taking jobs; cancel the waiting ones and ask running ones to stop."""
         with self._lock:
             self._stopped = True
+            while self._pending:
+                self._finish(self._pending.popleft(), CANCELLED, error="The server shut down.", code="cancelled")
+            for j in self._jobs.values():
+                if j.state == RUNNING:
+                    j.control.cancel()
             self._lock.notify_all()
 
     # -- workers -------------------------------------------------------------------------
@@ -167,22 +232,27 @@ class JobQueue:
                 self._run(job)
 
     def _run(self, job: Job) -> None:
+        outcome: tuple[str, str, str] | None = None
+        result = None
         try:
             job.control.started = time.monotonic()
             job.control.check()
             result = job.fn(job.control)
         except JobCancelled as err:
-            self._finish(job, CANCELLED, error=str(err), code=err.code)
+            outcome = (CANCELLED, str(err), err.code)
         except HetaError as err:
-            self._finish(job, FAILED, error=str(err), code=err.code)
+            outcome = (FAILED, str(err), err.code)
         except Exception as err:  # noqa: BLE001 - a bug in one job must not kill the worker
             log.exception("job %s (%s) failed", job.id, job.kind)
-            self._finish(job, FAILED, error=f"Internal error ({type(err).__name__}); the server keeps running.",
-                         code="internal")
-        else:
+            outcome = (FAILED, f"Internal error ({type(err).__name__}); the server keeps running.", "internal")
+        # Only now, with the exception and its frames (tensors, autograd graphs) released, tell the
+        # waiters: a waiter that exits the process must not race this thread's cleanup.
+        if outcome is None:
             job.result = result
             self._finish(job, DONE)
-            self._durations.append(job.finished - job.started)
+            self._durations[job.kind].append(job.finished - job.started)
+        else:
+            self._finish(job, *outcome)
 
     def _finish(self, job: Job, state: str, error: str | None = None, code: str | None = None) -> None:
         with self._lock:

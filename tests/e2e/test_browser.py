@@ -1,13 +1,18 @@
 """End to end in a real browser: Debian's chromium driven by Playwright against run.py on a
-loopback port, on the offline model. Saves a screenshot under test-artifacts/."""
+loopback port, on the offline model. Saves screenshots under test-artifacts/.
+
+Needs `apt-get install -y chromium` and `pip install playwright` (no `playwright install`: we
+use the system chromium); skipped with the reason when either is missing.
+"""
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "")
+                 if p and os.path.exists(p)), None)
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -17,14 +22,18 @@ try:
 except ImportError:  # pragma: no cover
     sync_playwright = None
 
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium: apt-get install -y chromium"),
+    pytest.mark.skipif(sync_playwright is None, reason="needs the playwright package: pip install playwright"),
+]
+
 
 @pytest.fixture(scope="module")
 def server(live_server):
     return live_server.url
 
 
-@pytest.mark.skipif(CHROMIUM is None or sync_playwright is None,
-                    reason="needs Debian's chromium and the playwright package (.ci/run installs both)")
 def test_explain_in_the_browser(server, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
@@ -33,20 +42,22 @@ def test_explain_in_the_browser(server, tmp_path):
         page.goto(server)
         page.wait_for_selector("text=smollm2-135m", timeout=120_000)  # model loaded
         page.get_by_role("textbox", name="Prompt", exact=True).fill("The capital of France is")
-        page.get_by_role("button", name="Generate").click()
+        page.locator("#generate").click()
         page.wait_for_selector("text=Target:", timeout=120_000)
-        # click the last prompt token (teacher-forced target: ' is' predicted from 'The capital of France')
-        chip = page.locator("button.tok-chip").filter(has_text="France")
-        chip.first.click()
+        # click a prompt token (teacher-forced target: ' France' predicted from 'The capital of')
+        page.locator("button.tok-chip").filter(has_text="France").first.click()
         page.wait_for_selector("text=prompt token at position", timeout=10_000)
-        page.get_by_role("button", name="Explain").click()
+        page.screenshot(path=str(ARTIFACTS / "tokens.png"), full_page=True)
+        page.locator("#explain").click()
         page.wait_for_selector(".heta-heatmap", timeout=180_000)
+        # hover a token: its tooltip (CSS ::after from data-tip) shows the numbers
         tok = page.locator(".heta-heatmap .heta-tok").filter(has_text="capital").first
         tok.hover()
-        title = tok.get_attribute("title")
-        assert "percentile" in title
-        pct = float(title.split("percentile ")[1].split(",")[0])
+        shown = tok.evaluate("el => getComputedStyle(el, '::after').content")
+        assert "percentile" in shown, shown
+        pct = float(shown.split("percentile ")[1].split(" ")[0])
         assert 0 <= pct <= 100
+        page.screenshot(path=str(ARTIFACTS / "explain-hover.png"))
         with page.expect_download() as dl:
             page.get_by_role("button", name="Download JSON report").click()
         path = tmp_path / "report.json"
@@ -55,6 +66,15 @@ def test_explain_in_the_browser(server, tmp_path):
 
         report = json.loads(path.read_text())
         validate_report(report)
-        assert report["target"]["display"] == "␣France"
+        assert report["target"]["display"] == "␣France" and report["target"]["mode"] == "position"
+        capital = next(t for t in report["tokens"] if t["display"] == "␣capital")
+        assert round(capital["percentile"]) == round(pct)  # the page shows what the report says
+        page.get_by_text("Explore: next token, logit lens and attention").click()
+        page.wait_for_selector("text=what the model would predict next", timeout=60_000)
+        page.get_by_role("button", name="Show attention").click()
+        page.wait_for_function("document.querySelectorAll('.heta-heatmap').length >= 2", timeout=60_000)
+        page.get_by_text("Memory", exact=True).click()
+        page.wait_for_selector("text=Process RSS", timeout=10_000)
+        page.wait_for_timeout(2500)  # the expansion's animation and a second memory sample, for the screenshot
         page.screenshot(path=str(ARTIFACTS / "explain.png"), full_page=True)
         browser.close()
