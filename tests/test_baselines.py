@@ -42,6 +42,15 @@ def test_saliency_matches_captum(lm):
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
 
 
+def test_input_x_gradient_matches_captum(lm):
+    from captum.attr import InputXGradient
+
+    inp = _inp(lm)
+    ours = get_method("input_x_gradient").attribute(inp).scores
+    theirs = InputXGradient(_forward(lm)).attribute(inp.X[None].clone().requires_grad_(True))
+    np.testing.assert_allclose(ours, theirs[0].sum(-1).abs().detach().numpy(), rtol=1e-4, atol=1e-6)  # fp32 sums
+
+
 def test_integrated_gradients_matches_captum(lm):
     from captum.attr import IntegratedGradients
 

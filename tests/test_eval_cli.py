@@ -38,11 +38,19 @@ def test_eval_command_writes_outputs_and_resumes(tmp_path):
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert {x["method"] for x in rows} == {"heta", "attention"}
     assert all(-1 <= x["dsa"] <= 1 and x["in_top5"] is not None for x in rows)
+    assert all(x["target"] == " Paris" for x in rows)  # the answer token, teacher-forced
+    # random baselines are per item: identical in every method's row
+    assert rows[0]["aopc_random_zero"] == rows[1]["aopc_random_zero"] and rows[0]["dsa_uniform"] == rows[1]["dsa_uniform"]
+    heta = next(x for x in rows if x["method"] == "heta")
+    assert set(heta["components"]) == {"M", "S", "I"} and "dsa" in heta["components"]["M"]
+    md = (out / "summary.md").read_text()
+    assert "| random |" in md and "NOT in the model's top-5" in md
     for f in ("summary.json", "summary.md", "deletion_curves.png", "aopc.png"):
         assert (out / f).stat().st_size > 0
     r2 = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r2.returncode == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == 2  # resumed: nothing recomputed
+    assert "resuming: 2" in r2.stderr
 
 
 def test_batch_command_skips_bad_lines_and_resumes(tmp_path):

@@ -92,3 +92,88 @@ def test_soft_metrics_extremes(setup):
     assert m["S"] == pytest.approx(1.0, abs=1e-9)
     assert m["C"] == pytest.approx(1 - m["S0"], abs=1e-9)
     assert m["soft_ns"] == pytest.approx(1.0) and m["soft_nc"] == pytest.approx(1.0)
+
+
+def test_aopc_is_the_mean_drop():
+    from heta_lite.faithfulness.metrics import aopc
+
+    assert aopc([0.1, 0.2, 0.6]) == pytest.approx(0.3)
+    assert math.isnan(aopc([]))
+
+
+def test_random_subsets_are_seeded_scored_and_distinct():
+    from heta_lite.faithfulness.metrics import random_subsets
+
+    scored = np.array([False, True, True, True, True, False, True])
+    a = random_subsets(scored, [1, 3], draws=5, seed=0)
+    assert a == random_subsets(scored, [1, 3], draws=5, seed=0)
+    assert all(len(r) == k and len(set(r)) == k and all(scored[r]) for k in (1, 3) for r in a[k])
+    assert len(a[1]) == 5
+
+
+def test_segment_mask_and_dsa_uniform_by_hand():
+    from heta_lite.faithfulness.metrics import dsa_uniform, segment_mask
+
+    spans = [(0, 4), (4, 9), (9, 10), (10, 15), (15, 20)]
+    assert segment_mask(spans, (4, 10)).tolist() == [False, True, True, False, False]
+    scored = np.array([False, True, True, True, True])  # token 0 (e.g. BOS) unscored
+    # evidence = tokens 3, 4 (2 of 4 scored), distractor = token 1 (1 of 4): (2 - 1) / 4
+    assert dsa_uniform(scored, spans, evidence=(10, 20), distractor=(4, 9)) == pytest.approx(0.25)
+
+
+def test_ratio_undefined_for_zero_reference():
+    from heta_lite.faithfulness.metrics import ratio
+
+    assert ratio(0.5, 0.25) == 2 and ratio(1.0, 0.0) is None
+
+
+def test_deletion_reuses_precomputed_random_drops(setup):
+    from heta_lite.faithfulness.metrics import deletion_random
+
+    lm, X = setup
+    scored = np.ones(10, dtype=bool)
+    scores = np.linspace(1, 0, 10)
+    ks = [1, 2, 5]
+    rnd = deletion_random(lm, X, 4, scored, "zero", ks, random_draws=5, seed=3)
+    a = deletion(lm, X, 4, scores, scored, mode="zero", ks=ks, random_draws=5, seed=3)
+    b = deletion(lm, X, 4, scores, scored, mode="zero", ks=ks, random_draws=5, seed=3, random=rnd)
+    assert a.drop_random == pytest.approx(b.drop_random) and a.drop_top == pytest.approx(b.drop_top, abs=1e-12)
+    # random drop for k = 1 is the mean over the 5 single-token removals
+    from heta_lite.faithfulness.metrics import random_subsets
+
+    p0 = _p(lm, X, 4)
+    subs = random_subsets(scored, ks, 5, 3)[1]
+    expect = np.mean([p0 - _p(lm, remove_tokens(X, r, "zero"), 4) for r in subs])
+    assert a.drop_random[0] == pytest.approx(expect, rel=1e-3, abs=1e-9)
+
+
+def test_sufficiency_random_averages_random_keep_sets(setup):
+    from heta_lite.faithfulness.metrics import random_subsets, sufficiency_random
+
+    lm, X = setup
+    scored = np.ones(10, dtype=bool)
+    got = sufficiency_random(lm, X, 3, scored, ks=[2], draws=3, seed=0)
+    expect = []
+    for keep in random_subsets(scored, [2], 3, 1)[2]:
+        Xk = torch.zeros_like(X)
+        Xk[keep] = X[keep]
+        expect.append(_p(lm, Xk, 3))
+    assert got[2] == pytest.approx(np.mean(expect), rel=2e-4)
+
+
+def test_soft_metrics_zero_scores_change_nothing_for_ns_and_everything_for_nc(setup):
+    lm, X = setup
+    scored = np.ones(10, dtype=bool)
+    # all scores 0: NS masks every scored token (S = S0, Soft-NS = 0); NC keeps all (C = 0)
+    m = soft_metrics(lm, X, np.zeros(10), scored, draws=2)
+    assert m["soft_ns"] == pytest.approx(0.0, abs=1e-9) and m["C"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_permuted_scores_keep_the_distribution_and_zero_unscored():
+    from heta_lite.faithfulness.metrics import permuted_scores
+
+    s = np.array([0.0, 5.0, 1.0, 2.0, 3.0])
+    sc = np.array([False, True, True, True, True])
+    a = permuted_scores(s, sc, seed=1)
+    assert a[0] == 0 and sorted(a[1:]) == [1.0, 2.0, 3.0, 5.0]
+    assert np.array_equal(a, permuted_scores(s, sc, seed=1))

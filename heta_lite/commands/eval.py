@@ -15,6 +15,7 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset", required=True, help="JSONL (prompt, answer, segments) or the authors' JSON")
     p.add_argument("--limit", type=int, help="first N items only")
     p.add_argument("--draws", type=int, default=5, help="random draws for the random baselines")
+    p.add_argument("--ig-steps", type=int, default=32, help="integrated gradients: points on the path")
     p.add_argument("--out", required=True, help="output folder (re-running resumes)")
     add_model_args(p)
     add_settings_args(p)
@@ -22,6 +23,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..errors import InputError
     from ..faithfulness.datasets import load_items
     from ..faithfulness.evaluate import evaluate
     from ..methods import get_method
@@ -33,9 +35,15 @@ def run(args) -> int:
     items, skipped = load_items(args.dataset)
     for s in skipped:
         print(f"skipped {s}")
+    if not items:
+        raise InputError(f"No usable items in {args.dataset}.", "dataset")
     items = items[: args.limit] if args.limit else items
     lm = load_model(args.model, device=args.device, quantization=args.quant)
-    summary = evaluate(lm, items, methods, settings_from_args(args), Path(args.out), draws=args.draws)
+    if args.ig_steps < 1:
+        raise InputError("--ig-steps must be >= 1.", "ig_steps")
+    settings = settings_from_args(args)
+    settings = settings.replace(extra={**settings.extra, "ig_steps": args.ig_steps})
+    summary = evaluate(lm, items, methods, settings, Path(args.out), draws=args.draws)
     print((Path(args.out) / "summary.md").read_text())
     print(f"{summary['items']} items; results in {args.out}")
     return 0

@@ -20,10 +20,12 @@ from ..models.loader import LoadedModel
 from ..settings import HetaSettings
 from ..targets import TargetSpec, build_context
 from .datasets import EvalItem
-from .metrics import bootstrap_ci, deletion, dsa, random_scores, soft_metrics, sufficiency
+from .metrics import (bootstrap_ci, deletion, deletion_random, dsa, dsa_uniform, k_values, permuted_scores,
+                      random_scores, ratio, soft_metrics, sufficiency, sufficiency_random)
 
-METRICS = ["aopc_zero", "aopc_delete", "win_zero", "win_delete", "sufficiency", "soft_ns", "soft_nc",
-           "soft_ns_ratio", "soft_nc_ratio", "dsa"]
+METRICS = ["aopc_zero", "aopc_delete", "win_zero", "win_delete", "sufficiency", "win_sufficiency", "soft_ns",
+           "soft_nc", "soft_ns_ratio", "soft_nc_ratio", "soft_ns_ratio_shuffled", "soft_nc_ratio_shuffled", "dsa",
+           "win_dsa"]
 
 
 @dataclass
@@ -48,6 +50,13 @@ def target_position(ctx, answer_start: int) -> int:
     raise HetaError("answer token not found")
 
 
+def item_context(lm: LoadedModel, it: EvalItem, settings: HetaSettings):
+    """The teacher-forced context of an item: the text `prompt + sep + answer`, the target the
+    first token ending after the answer's first character (plain tokenization, no chat template)."""
+    full = build_context(lm.model, lm.tokenizer, it.text, TargetSpec(position=1), settings.max_tokens)
+    return full.with_target(target_position(full, it.answer_start))
+
+
 def evaluate(lm: LoadedModel, items: list[EvalItem], methods: list[str], settings: HetaSettings, out_dir: Path,
              draws: int = 5, seed: int = 0) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -61,6 +70,9 @@ def evaluate(lm: LoadedModel, items: list[EvalItem], methods: list[str], setting
             except (ValueError, KeyError):
                 continue
     todo = [(it, m) for it in items for m in methods if (it.id, m) not in done]
+    if len(todo) < len(items) * len(methods):
+        print(f"resuming: {len(items) * len(methods) - len(todo)} (item, method) pairs already in {res_path}",
+              file=sys.stderr)
     prog = Progress(total=max(1, len(todo)), start=time.monotonic())
     with open(res_path, "a", encoding="utf-8") as fh:
         for it in items:
@@ -68,16 +80,15 @@ def evaluate(lm: LoadedModel, items: list[EvalItem], methods: list[str], setting
             if not pending:
                 continue
             try:
-                full = build_context(lm.model, lm.tokenizer, it.text, TargetSpec(position=1), settings.max_tokens)
-                ctx = full.with_target(target_position(full, it.answer_start))
+                ctx = item_context(lm, it, settings)
             except HetaError as err:
                 for m in pending:
                     fh.write(json.dumps({"item": it.id, "method": m, "error": str(err)}) + "\n")
                     prog.tick(it.id)
                 continue
-            rand_cache: dict = {}
+            baseline: dict = {}
             for m in pending:
-                row = _score_item(lm, it, ctx, m, settings, draws, seed, rand_cache)
+                row = _score_item(lm, it, ctx, m, settings, draws, seed, baseline)
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()
                 prog.tick(f"{it.id} {m}")
@@ -85,8 +96,25 @@ def evaluate(lm: LoadedModel, items: list[EvalItem], methods: list[str], setting
     return summarise(res_path, methods, out_dir)
 
 
+def _random_baselines(lm, X, y, scored, spans, it: EvalItem, draws: int, seed: int) -> dict:
+    """Everything random for one item, computed once and shared by all its methods."""
+    ks = k_values(int(scored.sum()))
+    out: dict = {"ks": ks}
+    for mode in ("zero", "delete"):
+        out[f"deletion_{mode}"] = deletion_random(lm, X, y, scored, mode, ks, draws, seed)
+    out["sufficiency"] = sufficiency_random(lm, X, y, scored, ks, draws, seed)
+    rs = [soft_metrics(lm, X, random_scores(scored, seed + 100 + r), scored, draws=draws, seed=seed)
+          for r in range(3)]
+    out["soft"] = {k: float(np.mean([r[k] for r in rs])) for k in ("soft_ns", "soft_nc")}
+    if {"evidence", "distractor"} <= set(it.segments):
+        out["dsa"] = dsa_uniform(scored, spans, it.segments["evidence"], it.segments["distractor"])
+    return out
+
+
 def _score_item(lm, it: EvalItem, ctx, method: str, settings: HetaSettings, draws: int, seed: int,
-                rand_cache: dict) -> dict:
+                baseline: dict) -> dict:
+    """One (item, method) row: the explanation's scores and every metric, with the random
+    baselines beside each (`baseline` caches them across the methods of the item)."""
     import torch
 
     t0 = time.perf_counter()
@@ -94,105 +122,221 @@ def _score_item(lm, it: EvalItem, ctx, method: str, settings: HetaSettings, draw
         exp = explain_context(lm, ctx, settings, method)
     except HetaError as err:
         return {"item": it.id, "method": method, "error": str(err)}
+    seconds = time.perf_counter() - t0
     X = lm.model.get_input_embeddings()(torch.tensor(ctx.input_ids, device=lm.device)).detach()
     scored = np.asarray(ctx.scored)
+    spans = [(t.start, t.end) for t in ctx.context_tokens]
     y = ctx.target_id
     s = exp.scores
-    row = {"item": it.id, "method": method, "n": ctx.target_pos, "p_target": exp.target.prob,
-           "target_rank": exp.target.rank, "in_top5": exp.target.rank <= 5, "seconds": time.perf_counter() - t0}
+    if not baseline:
+        baseline.update(_random_baselines(lm, X, y, scored, spans, it, draws, seed))
+    ks = baseline["ks"]
+    row = {"item": it.id, "kind": it.kind, "method": method, "n": ctx.target_pos, "n_scored": int(scored.sum()),
+           "target": ctx.target_token.text, "p_target": exp.target.prob, "target_rank": exp.target.rank,
+           "in_top5": exp.target.rank <= 5, "seconds": seconds,
+           "top_tokens": [[i, t, round(w, 4)] for i, t, w in exp.top_tokens(5)]}
     for mode in ("zero", "delete"):
-        d = deletion(lm, X, y, s, scored, mode=mode, random_draws=draws, seed=seed)
+        d = deletion(lm, X, y, s, scored, mode=mode, ks=ks, random_draws=draws, seed=seed,
+                     random=baseline[f"deletion_{mode}"])
         row[f"deletion_{mode}"] = {"ks": d.ks, "drop_top": d.drop_top, "drop_random": d.drop_random}
         row[f"aopc_{mode}"] = d.aopc_top
         row[f"aopc_random_{mode}"] = d.aopc_random
         row[f"win_{mode}"] = float(d.aopc_top > d.aopc_random)
-    row["sufficiency"] = float(np.mean(list(sufficiency(lm, X, y, s, scored).values())))
+    suff = sufficiency(lm, X, y, s, scored, ks)
+    row["sufficiency"] = float(np.mean(list(suff.values())))
+    row["sufficiency_random"] = float(np.mean(list(baseline["sufficiency"].values())))
+    row["win_sufficiency"] = float(row["sufficiency"] > row["sufficiency_random"])
     soft = soft_metrics(lm, X, s, scored, draws=draws, seed=seed)
-    if "random" not in rand_cache:
-        rs = [soft_metrics(lm, X, random_scores(scored, seed + r), scored, draws=draws, seed=seed) for r in range(3)]
-        rand_cache["random"] = {k: float(np.mean([r[k] for r in rs])) for k in ("soft_ns", "soft_nc")}
-    rnd = rand_cache["random"]
-    row.update(soft_ns=soft["soft_ns"], soft_nc=soft["soft_nc"],
-               soft_ns_ratio=soft["soft_ns"] / rnd["soft_ns"] if rnd["soft_ns"] > 0 else None,
-               soft_nc_ratio=soft["soft_nc"] / rnd["soft_nc"] if rnd["soft_nc"] > 0 else None)
-    if {"evidence", "distractor"} <= set(it.segments):
-        spans = [(t.start, t.end) for t in ctx.context_tokens]
+    rnd = baseline["soft"]
+    perm = [soft_metrics(lm, X, permuted_scores(s, scored, seed + 200 + r), scored, draws=draws, seed=seed)
+            for r in range(2)]
+    perm_ns, perm_nc = (float(np.mean([p[k] for p in perm])) for k in ("soft_ns", "soft_nc"))
+    row.update(soft_ns=soft["soft_ns"], soft_nc=soft["soft_nc"], soft_ns_random=rnd["soft_ns"],
+               soft_nc_random=rnd["soft_nc"], soft_ns_ratio=ratio(soft["soft_ns"], rnd["soft_ns"]),
+               soft_nc_ratio=ratio(soft["soft_nc"], rnd["soft_nc"]), soft_ns_shuffled=perm_ns,
+               soft_nc_shuffled=perm_nc, soft_ns_ratio_shuffled=ratio(soft["soft_ns"], perm_ns),
+               soft_nc_ratio_shuffled=ratio(soft["soft_nc"], perm_nc))
+    first = int(np.flatnonzero(scored)[0]) if scored.any() else 0
+    row["first_token_mass"] = float(exp.normalised[first])  # attention-sink diagnosis
+    has_dsa = "dsa" in baseline
+    if has_dsa:
         row["dsa"] = dsa(exp.normalised, spans, it.segments["evidence"], it.segments["distractor"])
+        row["dsa_uniform"] = baseline["dsa"]
+        row["win_dsa"] = float(row["dsa"] > row["dsa_uniform"])
+    # HETA's components (normalised), so the rows themselves show which one moves the result
+    row["components"] = {
+        k: {"first_token_mass": float(c.normalised[first]),
+            **({"dsa": dsa(c.normalised, spans, it.segments["evidence"], it.segments["distractor"])} if has_dsa
+               else {})}
+        for k, c in exp.result.components.items()}
     return row
 
 
-def summarise(res_path: Path, methods: list[str], out_dir: Path) -> dict:
-    rows = [json.loads(line) for line in res_path.read_text().splitlines() if line.strip()]
-    ok = [r for r in rows if "error" not in r]
-    summary: dict = {"items": len({r["item"] for r in rows}), "errors": [r for r in rows if "error" in r],
-                     "not_top5_items": sorted({r["item"] for r in ok if not r["in_top5"]}), "methods": {}}
+TABLE = ["aopc_zero", "win_zero", "aopc_delete", "win_delete", "sufficiency", "win_sufficiency", "soft_ns_ratio",
+         "soft_nc_ratio", "soft_ns_ratio_shuffled", "soft_nc_ratio_shuffled", "dsa", "win_dsa"]
+RANDOM_ROW = {"aopc_zero": "aopc_random_zero", "aopc_delete": "aopc_random_delete",
+              "sufficiency": "sufficiency_random", "dsa": "dsa_uniform"}
+
+
+def _stats(rows: list[dict], key: str) -> dict:
+    vals = [r.get(key) for r in rows if r.get(key) is not None]
+    mean, lo, hi = bootstrap_ci(vals)
+    return {"mean": mean, "ci95": [lo, hi], "n": len(vals)}
+
+
+def _block(rows: list[dict], methods: list[str]) -> dict:
+    """Per-method statistics of `rows`, a 'random' pseudo-method (each item's random baselines,
+    counted once per item) and, when heta ran, the fraction of items where heta beats each method."""
+    out: dict = {}
     for m in methods:
-        mine = [r for r in ok if r["method"] == m and r["in_top5"]]
-        summary["methods"][m] = {"n": len(mine)}
-        for k in METRICS:
-            vals = [r.get(k) for r in mine if r.get(k) is not None]
-            mean, lo, hi = bootstrap_ci(vals)
-            summary["methods"][m][k] = {"mean": mean, "ci95": [lo, hi], "n": len(vals)}
-        summary["methods"][m]["seconds_mean"] = float(np.mean([r["seconds"] for r in mine])) if mine else None
+        mine = [r for r in rows if r["method"] == m]
+        out[m] = {"n": len(mine), **{k: _stats(mine, k) for k in METRICS},
+                  "seconds_mean": float(np.mean([r["seconds"] for r in mine])) if mine else None}
+    per_item = {r["item"]: r for r in rows}
+    items = list(per_item.values())
+    out["random"] = {"n": len(items), **{k: _stats(items, src) for k, src in RANDOM_ROW.items()},
+                     "soft_ns_ratio": _stats([{"v": 1.0} for _ in items], "v"),
+                     "soft_nc_ratio": _stats([{"v": 1.0} for _ in items], "v")}
+    out["random"]["soft_ns_ratio_shuffled"] = out["random"]["soft_nc_ratio_shuffled"] = _stats([], "v")
+    if "heta" in methods:
+        heta = {r["item"]: r for r in rows if r["method"] == "heta"}
+        vs = {}
+        for m in methods:
+            if m == "heta":
+                continue
+            pairs = [(heta[r["item"]]["aopc_zero"], r["aopc_zero"]) for r in rows
+                     if r["method"] == m and r["item"] in heta]
+            vs[m] = {"n": len(pairs), "heta_wins_aopc_zero": float(np.mean([a > b for a, b in pairs])) if pairs
+                     else None}
+        out["_heta_vs"] = vs
+    return out
+
+
+def summarise(res_path: Path, methods: list[str], out_dir: Path) -> dict:
+    """summary.json and summary.md from results.jsonl: items whose target is in the model's top-5
+    form the main table; the others get their own table (never dropped silently)."""
+    rows = [json.loads(line) for line in res_path.read_text().splitlines() if line.strip()]
+    ok = [r for r in rows if "error" not in r and r["method"] in methods]
+    top5 = [r for r in ok if r["in_top5"]]
+    other = [r for r in ok if not r["in_top5"]]
+    summary: dict = {"items": len({r["item"] for r in rows}), "errors": [r for r in rows if "error" in r],
+                     "top5_items": len({r["item"] for r in top5}),
+                     "not_top5_items": sorted({r["item"] for r in other}),
+                     "methods": _block(top5, methods), "not_top5": _block(other, methods)}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _markdown(summary, methods, out_dir)
-    _plots(ok, methods, out_dir)
+    _plots(top5, methods, out_dir)
     return summary
 
 
-def _markdown(summary: dict, methods: list[str], out_dir: Path) -> None:
-    cols = ["aopc_zero", "aopc_delete", "win_zero", "win_delete", "sufficiency", "soft_ns_ratio", "soft_nc_ratio",
-            "dsa"]
-    lines = ["| method | n | " + " | ".join(cols) + " | s/item |", "|---|---|" + "---|" * len(cols) + "---|"]
-    for m in methods:
-        s = summary["methods"][m]
+def _table(block: dict, methods: list[str]) -> list[str]:
+    lines = ["| method | n | " + " | ".join(TABLE) + " | s/item |", "|---|---|" + "---|" * len(TABLE) + "---|"]
+    for m in methods + ["random"]:
+        s = block[m]
         cells = []
-        for c in cols:
-            v = s[c]
-            cells.append("-" if not v["n"] else f"{v['mean']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]")
-        lines.append(f"| {m} | {s['n']} | " + " | ".join(cells) + f" | {s['seconds_mean'] or 0:.1f} |")
-    lines += ["", f"Items whose target is not in the model's top-5 (excluded above): "
-                  f"{len(summary['not_top5_items'])} ({', '.join(summary['not_top5_items'][:20])}"
-                  f"{' ...' if len(summary['not_top5_items']) > 20 else ''}).",
-              f"Errors: {len(summary['errors'])}.",
-              "aopc_*: mean drop of p(target) over k = 1,2,3,5,10%,20%,30% of scored tokens removed (zeroed "
-              "embedding / deleted token); win_*: fraction of items where the method's AOPC beats random "
-              "removal (5 draws); sufficiency: mean p(target) keeping only the top-k; soft_*_ratio: Soft-NS/NC "
-              "divided by the same metric for random scores; dsa: mass on evidence minus mass on distractor."]
+        for c in TABLE:
+            v = s.get(c)
+            cells.append("-" if not v or not v["n"] else
+                         f"{v['mean']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]")
+        secs = s.get("seconds_mean")
+        lines.append(f"| {m} | {s['n']} | " + " | ".join(cells) + f" | {'-' if secs is None else f'{secs:.1f}'} |")
+    if "_heta_vs" in block:
+        lines += ["", "Fraction of items where heta's AOPC (zero embedding) beats the method's: " +
+                  ", ".join(f"{m} {v['heta_wins_aopc_zero']:.2f}" for m, v in block["_heta_vs"].items()
+                            if v["heta_wins_aopc_zero"] is not None) + "."]
+    return lines
+
+
+def _markdown(summary: dict, methods: list[str], out_dir: Path) -> None:
+    lines = [f"Items whose target is in the model's top-5: {summary['top5_items']} of {summary['items']}. "
+             "Each cell: mean [95% bootstrap interval] over those items.", ""]
+    lines += _table(summary["methods"], methods)
+    lines += ["", f"Items whose target is NOT in the model's top-5 ({len(summary['not_top5_items'])}: "
+                  f"{', '.join(summary['not_top5_items'][:30])}{' ...' if len(summary['not_top5_items']) > 30 else ''}"
+                  "), reported separately:", ""]
+    if summary["not_top5_items"]:
+        lines += _table(summary["not_top5"], methods)
+    lines += ["", f"Errors: {len(summary['errors'])}.", "",
+              "aopc_zero / aopc_delete: mean drop of p(target) over k = 1, 2, 3, 5, 10%, 20%, 30% of the scored "
+              "tokens removed (zero embedding / token deleted); higher is better. win_*: fraction of items where the "
+              "method beats random on that metric (random deletion: mean of 5 draws of k scored tokens, fixed seed; "
+              "sufficiency: 5 random keep-sets; dsa: the uniform attribution, which is a random attribution's "
+              "expectation). sufficiency: mean p(target) keeping only the top-k (others zeroed); higher is better. "
+              "soft_*_ratio: Soft-NS / Soft-NC divided by the same metric for U(0, 1) random scores (3 draws), so random "
+              "= 1; these favour flat score distributions (s = score / max sets the keep probabilities), so "
+              "peaked attributions score below 1 whatever their order. soft_*_ratio_shuffled: the same divided by "
+              "the metric for the method's own scores shuffled among the scored tokens (2 shuffles): same "
+              "distribution, random order, so > 1 means the order carries information. dsa: attribution mass on the evidence sentence minus mass on the distractor (segments by "
+              "character offsets). Row 'random': the random baselines themselves."]
     (out_dir / "summary.md").write_text("\n".join(lines) + "\n")
 
 
+K_LABELS = [("1", 1), ("2", 2), ("3", 3), ("5", 5), ("10%", 0.1), ("20%", 0.2), ("30%", 0.3)]
+
+
+def _curve(row: dict, mode: str, key: str) -> list[float]:
+    """The row's drops at the 7 k labels (NaN where k exceeds the scored tokens)."""
+    import math
+
+    d = row[f"deletion_{mode}"]
+    by_k = dict(zip(d["ks"], d[key]))
+    out = []
+    for _label, k in K_LABELS:
+        kk = k if isinstance(k, int) else max(1, math.ceil(k * row["n_scored"]))
+        out.append(by_k.get(kk, float("nan")))
+    return out
+
+
+def _nanmean(curves) -> np.ndarray:
+    import warnings
+
+    with warnings.catch_warnings():  # a k label beyond every item's length is simply not drawn
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.asarray(curves, dtype=float), 0)
+
+
 def _plots(rows: list[dict], methods: list[str], out_dir: Path) -> None:
+    """deletion_curves.png: mean drop in p(target) per k label, per method and random, both
+    removal modes; aopc.png: mean AOPC per method with 95% bootstrap intervals, random dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.arange(len(K_LABELS))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, mode in zip(axes, ("zero", "delete")):
         for m in methods:
-            curves = [r[f"deletion_{mode}"]["drop_top"][:4] for r in rows if r["method"] == m and r["in_top5"]
-                      and len(r[f"deletion_{mode}"]["drop_top"]) >= 4]
+            curves = [_curve(r, mode, "drop_top") for r in rows if r["method"] == m]
             if curves:
-                ax.plot([1, 2, 3, 5], np.mean(curves, 0), marker="o", label=m)
-        rand = [r[f"deletion_{mode}"]["drop_random"][:4] for r in rows if r["in_top5"]
-                and len(r[f"deletion_{mode}"]["drop_random"]) >= 4]
+                ax.plot(x, _nanmean(curves), marker="o", label=m, lw=2.2 if m == "heta" else 1.2)
+        per_item = {r["item"]: r for r in rows}
+        rand = [_curve(r, mode, "drop_random") for r in per_item.values()]
         if rand:
-            ax.plot([1, 2, 3, 5], np.mean(rand, 0), "k--", label="random")
-        ax.set_title(f"deletion ({mode}): drop in p(target)")
-        ax.set_xlabel("k tokens removed")
-    axes[0].legend(fontsize=7)
+            ax.plot(x, _nanmean(rand), "k--", label="random (5 draws)")
+        ax.set_xticks(x, [lab for lab, _ in K_LABELS])
+        ax.set_title(f"deletion ({'zero embedding' if mode == 'zero' else 'token deleted'}): drop in p(target)")
+        ax.set_xlabel("top-k tokens removed")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{len({r['item'] for r in rows})} items (target in the model's top-5)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out_dir / "deletion_curves.png", dpi=120)
+    fig.savefig(out_dir / "deletion_curves.png", dpi=110)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    means = [np.mean([r["aopc_zero"] for r in rows if r["method"] == m and r["in_top5"]] or [0]) for m in methods]
-    ax.bar(methods, means)
-    rnd = np.mean([r["aopc_random_zero"] for r in rows if r["in_top5"]] or [0])
-    ax.axhline(rnd, color="k", ls="--", label="random")
-    ax.set_ylabel("AOPC (zero embedding)")
-    ax.tick_params(axis="x", rotation=40, labelsize=8)
-    ax.legend()
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, mode in zip(axes, ("zero", "delete")):
+        stats = [bootstrap_ci([r[f"aopc_{mode}"] for r in rows if r["method"] == m]) for m in methods]
+        means = np.array([s[0] for s in stats])
+        err = np.array([[s[0] - s[1] for s in stats], [s[2] - s[0] for s in stats]])
+        ax.bar(methods, np.nan_to_num(means), yerr=np.nan_to_num(err), capsize=3,
+               color=["tab:red" if m == "heta" else "tab:blue" for m in methods])
+        rnd = [r[f"aopc_random_{mode}"] for r in {r["item"]: r for r in rows}.values()]
+        if rnd:
+            ax.axhline(float(np.mean(rnd)), color="k", ls="--", label="random")
+            ax.legend(fontsize=8)
+        ax.set_ylabel(f"AOPC ({mode})")
+        ax.tick_params(axis="x", rotation=40, labelsize=8)
     fig.tight_layout()
-    fig.savefig(out_dir / "aopc.png", dpi=120)
+    fig.savefig(out_dir / "aopc.png", dpi=110)
     plt.close(fig)

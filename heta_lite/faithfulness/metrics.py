@@ -60,6 +60,21 @@ def top_k(scores: np.ndarray, scored: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in order[:k]]
 
 
+def random_subsets(scored: np.ndarray, ks: list[int], draws: int, seed: int) -> dict[int, list[list[int]]]:
+    """`draws` random sets of k scored positions for every k (numpy Generator seeded with `seed`);
+    the same (scored, ks, draws, seed) always gives the same sets, so every method of an item is
+    compared with the same random removals."""
+    rng = np.random.default_rng(seed)
+    idx = np.flatnonzero(scored)
+    return {k: [sorted(int(i) for i in rng.choice(idx, size=k, replace=False)) for _ in range(draws)] for k in ks}
+
+
+def aopc(drops) -> float:
+    """AOPC = (1/|K|) sum_{k in K} (p(y | x) - p(y | x without k tokens)): the mean of the drops."""
+    drops = list(drops)
+    return float(np.mean(drops)) if drops else float("nan")
+
+
 @dataclass
 class DeletionResult:
     ks: list[int]
@@ -70,45 +85,67 @@ class DeletionResult:
     @property
     def aopc_top(self) -> float:
         """AOPC: mean drop over the k's."""
-        return float(np.mean(self.drop_top)) if self.drop_top else float("nan")
+        return aopc(self.drop_top)
 
     @property
     def aopc_random(self) -> float:
-        return float(np.mean(self.drop_random)) if self.drop_random else float("nan")
+        return aopc(self.drop_random)
+
+
+def removal_drops(lm: LoadedModel, X: torch.Tensor, y: int, removals: list[list[int]], mode: str,
+                  p_full: float | None = None) -> tuple[float, list[float]]:
+    """(p(y | X), [p(y | X) - p(y | X with the positions of removal r removed) for r in removals])."""
+    seqs = ([] if p_full is not None else [X]) + [remove_tokens(X, r, mode) for r in removals]
+    p = last_logprobs(lm, seqs)[:, y].exp().cpu().numpy() if seqs else np.zeros(0)
+    if p_full is None:
+        p_full, p = float(p[0]), p[1:]
+    return p_full, [p_full - float(v) for v in p]
+
+
+def deletion_random(lm: LoadedModel, X: torch.Tensor, y: int, scored: np.ndarray, mode: str = "zero",
+                    ks: list[int] | None = None, random_draws: int = 5, seed: int = 0) -> tuple[float, list[float]]:
+    """(p(y | X), [mean over `random_draws` random k-subsets of the drop in p(y) for each k]).
+    Depends only on the item, never on the method: compute it once per item."""
+    ks = ks or k_values(int(scored.sum()))
+    subsets = random_subsets(scored, ks, random_draws, seed)
+    flat = [r for k in ks for r in subsets[k]]
+    p0, drops = removal_drops(lm, X, y, flat, mode)
+    return p0, [float(np.mean(drops[j * random_draws:(j + 1) * random_draws])) for j in range(len(ks))]
 
 
 def deletion(lm: LoadedModel, X: torch.Tensor, y: int, scores: np.ndarray, scored: np.ndarray, mode: str = "zero",
-             ks: list[int] | None = None, random_draws: int = 5, seed: int = 0) -> DeletionResult:
+             ks: list[int] | None = None, random_draws: int = 5, seed: int = 0,
+             random: tuple[float, list[float]] | None = None) -> DeletionResult:
     """Drop in p(y) after removing the top-k attributed tokens vs k random scored tokens:
-    drop_k = p(y | X) - p(y | X without those k), random averaged over `random_draws` draws."""
-    n_scored = int(scored.sum())
-    ks = ks or k_values(n_scored)
-    rng = np.random.default_rng(seed)
-    idx = np.flatnonzero(scored)
-    seqs = [X]
-    for k in ks:
-        seqs.append(remove_tokens(X, top_k(scores, scored, k), mode))
-        for _ in range(random_draws):
-            seqs.append(remove_tokens(X, rng.choice(idx, size=k, replace=False), mode))
-    p = last_logprobs(lm, seqs)[:, y].exp().cpu().numpy()
-    p0 = float(p[0])
-    drop_top, drop_rand = [], []
-    for j, _k in enumerate(ks):
-        base = 1 + j * (1 + random_draws)
-        drop_top.append(p0 - float(p[base]))
-        drop_rand.append(p0 - float(np.mean(p[base + 1: base + 1 + random_draws])))
-    return DeletionResult(ks=ks, p_full=p0, drop_top=drop_top, drop_random=drop_rand)
+    drop_k = p(y | X) - p(y | X without those k), random averaged over `random_draws` draws.
+    `random` = a deletion_random(...) result for the same (X, y, scored, mode, ks, draws, seed)
+    to reuse (the evaluation computes it once per item)."""
+    ks = ks or k_values(int(scored.sum()))
+    p0, drop_rand = random or deletion_random(lm, X, y, scored, mode, ks, random_draws, seed)
+    _, drop_top = removal_drops(lm, X, y, [top_k(scores, scored, k) for k in ks], mode, p_full=p0)
+    return DeletionResult(ks=ks, p_full=p0, drop_top=drop_top, drop_random=list(drop_rand))
 
 
 def sufficiency(lm: LoadedModel, X: torch.Tensor, y: int, scores: np.ndarray, scored: np.ndarray,
                 ks: list[int] | None = None) -> dict[int, float]:
-    """p(y) when only the top-k scored tokens are kept (the other scored tokens zeroed; special
-    tokens stay)."""
+    """Sufficiency_k = p(y | only the top-k scored tokens kept): the other scored tokens get the
+    zero embedding (special tokens stay). Higher is better."""
     ks = ks or k_values(int(scored.sum()))
     idx = set(np.flatnonzero(scored).tolist())
     seqs = [remove_tokens(X, sorted(idx - set(top_k(scores, scored, k))), "zero") for k in ks]
     p = last_logprobs(lm, seqs)[:, y].exp().cpu().numpy()
     return {k: float(v) for k, v in zip(ks, p)}
+
+
+def sufficiency_random(lm: LoadedModel, X: torch.Tensor, y: int, scored: np.ndarray, ks: list[int] | None = None,
+                       draws: int = 5, seed: int = 0) -> dict[int, float]:
+    """The same as `sufficiency` with k random scored tokens kept, averaged over `draws` draws."""
+    ks = ks or k_values(int(scored.sum()))
+    idx = set(np.flatnonzero(scored).tolist())
+    subsets = random_subsets(scored, ks, draws, seed + 1)
+    seqs = [remove_tokens(X, sorted(idx - set(r)), "zero") for k in ks for r in subsets[k]]
+    p = last_logprobs(lm, seqs)[:, y].exp().cpu().numpy()
+    return {k: float(np.mean(p[j * draws:(j + 1) * draws])) for j, k in enumerate(ks)}
 
 
 def hellinger_like(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -143,21 +180,52 @@ def soft_metrics(lm: LoadedModel, X: torch.Tensor, scores: np.ndarray, scored: n
     return {"soft_ns": max(0.0, S - S0) / denom, "soft_nc": C / denom, "S": S, "C": C, "S0": S0}
 
 
+def segment_mask(token_spans: list[tuple[int, int]], segment: tuple[int, int]) -> np.ndarray:
+    """Tokens whose character span [s, e) overlaps the segment [a, b) (s < b and e > a; empty
+    spans never belong). Offsets only: never substring matching."""
+    a, b = segment
+    return np.array([s < b and e > a and e > s for s, e in token_spans], dtype=bool)
+
+
 def dsa(normalised: np.ndarray, token_spans: list[tuple[int, int]], evidence: tuple[int, int],
         distractor: tuple[int, int]) -> float:
-    """Dependent sentence alignment: attribution mass on evidence tokens minus mass on distractor
-    tokens (scores normalised to sum 1); a token belongs to a segment when its character span
-    overlaps the segment's character span."""
-    def mass(seg):
-        a, b = seg
-        return float(sum(w for w, (s, e) in zip(normalised, token_spans) if s < b and e > a and e > s))
+    """Dependent sentence alignment: DSA = sum_{i in evidence} w_i - sum_{i in distractor} w_i with
+    w the scores normalised to sum 1 over scored tokens; a token belongs to a segment when its
+    character span overlaps the segment's span (`segment_mask`). In [-1, 1]."""
+    w = np.asarray(normalised, dtype=float)
+    return float(w[segment_mask(token_spans, evidence)].sum() - w[segment_mask(token_spans, distractor)].sum())
 
-    return mass(evidence) - mass(distractor)
+
+def dsa_uniform(scored: np.ndarray, token_spans: list[tuple[int, int]], evidence: tuple[int, int],
+                distractor: tuple[int, int]) -> float:
+    """DSA of the uniform attribution over scored tokens, which is also the expected DSA of a random
+    attribution: (|evidence & scored| - |distractor & scored|) / |scored|."""
+    scored = np.asarray(scored, dtype=bool)
+    w = scored / max(1, scored.sum())
+    return dsa(w, token_spans, evidence, distractor)
+
+
+def ratio(value: float, reference: float) -> float | None:
+    """value / reference, None when the reference is 0 (the ratio is undefined, not infinite)."""
+    return value / reference if reference > 0 else None
 
 
 def random_scores(scored: np.ndarray, seed: int) -> np.ndarray:
+    """A random attribution: U(0, 1) on scored tokens, 0 elsewhere."""
     rng = np.random.default_rng(seed)
     return np.where(scored, rng.random(len(scored)), 0.0)
+
+
+def permuted_scores(scores: np.ndarray, scored: np.ndarray, seed: int) -> np.ndarray:
+    """A random attribution with the method's own score distribution: the scores of the scored
+    tokens shuffled among them (seeded), 0 elsewhere. Soft-NS / Soft-NC depend on how flat the
+    scores are (s = scores / max sets the keep probabilities), not only on their order; against
+    U(0, 1) random scores any peaked attribution looks worse. The ratio to this shuffle isolates
+    the ranking."""
+    out = np.zeros(len(scores))
+    idx = np.flatnonzero(scored)
+    out[idx] = np.random.default_rng(seed).permutation(np.asarray(scores, dtype=float)[idx])
+    return out
 
 
 def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
