@@ -12,7 +12,7 @@ import sys
 
 from .errors import HetaError
 
-COMMANDS = ["explain", "batch", "eval", "models", "validate"]
+COMMANDS = ["explain", "batch", "eval", "quant-compare", "models", "validate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

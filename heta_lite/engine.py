@@ -10,6 +10,8 @@ way for every method.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import time
 import traceback
@@ -64,6 +66,7 @@ class Explanation:
     timings: dict[str, float]
     memory: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    derivatives: dict[str, Any] | None = None  # quantized models: where gradients/HVPs were taken, and why
     created: float = field(default_factory=time.time)
     version: str = __version__
 
@@ -168,18 +171,21 @@ def _explain_uncached(lm: LoadedModel, ctx: Context, settings: HetaSettings, met
     if ctx.target_pos > settings.max_tokens:
         raise InputError(f"The context is {ctx.target_pos} tokens; the limit is {settings.max_tokens} tokens.", "prompt")
     impl = get_method(method)
+    derivatives = None
+    grad_context = contextlib.nullcontext
     if lm.quantization != "none" and impl.needs_gradients(settings):
-        raise InputError(
-            f"Gradient-based attribution ('{method}' with these settings) is not validated on {lm.quantization} "
-            "models yet: 8-bit layers give straight-through gradients and 4-bit Hessian-vector products are "
-            "unverified here, so the numbers could be silently wrong. Use --quant none, or a method that needs no "
-            "gradients (heta-M, heta-I with --information exact, attention, rollout, occlusion).", "quant")
+        from quant.derivatives import resolve_derivative_path
+
+        with timer.stage("derivative_check"):  # measured once per loaded model, then cached
+            path = resolve_derivative_path(lm, settings.derivatives)
+        derivatives = path.to_dict()
+        grad_context = functools.partial(path.context, lm.model)
     t0 = time.perf_counter()
     with PeakMemory() as peak:
         input_ids, X = embed(lm, ctx.input_ids)
         scored = torch.tensor(ctx.scored, device=lm.device)
         inp = MethodInput(lm=lm, input_ids=input_ids, X=X, target_id=ctx.target_id, scored=scored,
-                          settings=settings, control=control, timer=timer, cache=cache)
+                          settings=settings, control=control, timer=timer, cache=cache, grad_context=grad_context)
         try:
             result = impl.attribute(inp)
         except torch.OutOfMemoryError as err:
@@ -203,7 +209,7 @@ def _explain_uncached(lm: LoadedModel, ctx: Context, settings: HetaSettings, met
     timings["attribution_total"] = time.perf_counter() - t0
     return Explanation(model=lm.describe(), method=method, settings=settings, context=ctx, target=stats,
                        result=result, normalised=normalised, percentile=percentiles(scores, scored_np),
-                       rank=ranks(scores, scored_np), timings=timings, memory=peak.to_dict())
+                       rank=ranks(scores, scored_np), timings=timings, memory=peak.to_dict(), derivatives=derivatives)
 
 
 def explain(lm: LoadedModel, prompt: str, target: TargetSpec | None = None, settings: HetaSettings | None = None,

@@ -21,6 +21,7 @@ ESTIMATORS = ("block", "global")
 MASK_SCHEMES = ("zero", "mean", "pad", "delete")
 COMBINATIONS = ("normalised", "raw")
 INFORMATION_MODES = ("exact", "taylor")
+DERIVATIVE_PATHS = ("auto", "quantized", "dequantized")
 QUALITIES = ("fast", "balanced", "accurate")
 
 
@@ -40,6 +41,9 @@ class HetaSettings:
     probe_batch / mask_batch: how many probes / masked copies share one pass (speed only,
     never changes results).
     time_budget_s: if set, `heta_lite.budget` picks the best settings that fit (see there).
+    derivatives: on quantized models, where gradients and HVPs are taken: 'auto' (through the
+    quantized layers if they pass `quant.derivatives.check_derivatives`, else through the
+    dequantized weights), 'quantized' (refused if the check fails) or 'dequantized'.
     """
 
     quality: str = "balanced"
@@ -56,6 +60,7 @@ class HetaSettings:
     probe_batch: int = 16
     mask_batch: int = 8
     time_budget_s: float | None = None
+    derivatives: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -80,6 +85,8 @@ class HetaSettings:
             raise InputError("beta and gamma must be >= 0 and not both 0.", "beta")
         if self.time_budget_s is not None and not (0 < float(self.time_budget_s) <= 86400):
             raise InputError(f"time_budget_s must be between 0 and 86400 s, got {self.time_budget_s}.", "time_budget_s")
+        if self.derivatives not in DERIVATIVE_PATHS:
+            raise InputError(f"derivatives must be one of {DERIVATIVE_PATHS}, got {self.derivatives!r}.", "derivatives")
         if self.probe_batch < 1 or self.mask_batch < 1:
             raise InputError("probe_batch and mask_batch must be >= 1.", "probe_batch")
 

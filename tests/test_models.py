@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from heta_lite.errors import ModelUnavailableError, UnsupportedModelError
+from heta_lite.errors import InputError, ModelUnavailableError, UnsupportedModelError
 from heta_lite.models import load_model
 from heta_lite.models.registry import default_model_name, resolve_model_name
 
@@ -34,5 +34,5 @@ def test_uncached_hub_model_offline(monkeypatch, tmp_path):
 
 
 def test_bad_quantization_mode():
-    with pytest.raises(ModelUnavailableError, match="quantization"):
+    with pytest.raises(InputError, match="quantization mode '3bit'"):
         load_model("smollm2-135m", quantization="3bit")

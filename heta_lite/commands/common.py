@@ -5,14 +5,16 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ..settings import ESTIMATORS, MASK_SCHEMES, QUALITIES, HetaSettings
+from ..settings import DERIVATIVE_PATHS, ESTIMATORS, MASK_SCHEMES, QUALITIES, HetaSettings
+from quant.modes import ACCEPTED, QUANT_MODES
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="auto", help="short name (smollm2-135m, qwen2.5-3b, ...), hub id or folder; "
                    "auto = qwen2.5-3b on a CUDA GPU, smollm2-135m otherwise")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
-    p.add_argument("--quant", default="none", choices=["none", "8bit", "4bit"], help="bitsandbytes quantization")
+    p.add_argument("--quant", default="none", choices=ACCEPTED, metavar="MODE",
+                   help=f"bitsandbytes quantization: {', '.join(QUANT_MODES)} (4bit = 4bit-nf4; -dq = double quantization)")
 
 
 def add_settings_args(p: argparse.ArgumentParser) -> None:
@@ -27,6 +29,10 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=512, help="context token limit (default 512)")
     p.add_argument("--information", choices=["exact", "taylor"], help="KL term: exact masking or Taylor estimate")
     p.add_argument("--time-budget", type=float, help="pick the best settings estimated to fit in this many seconds")
+    p.add_argument("--derivatives", choices=DERIVATIVE_PATHS,
+                   help="quantized models: take gradients/HVPs through the quantized layers if they pass the "
+                   "derivative check (auto), always (quantized; refused if the check fails) or through the "
+                   "dequantized weights (dequantized)")
     p.add_argument("--time-limit", type=float, help="stop the job after this many seconds")
     p.add_argument("--cache-dir", help="diskcache folder (default ~/.cache/heta-lite/cache); 'off' disables it")
 
@@ -35,7 +41,7 @@ def settings_from_args(args: argparse.Namespace) -> HetaSettings:
     return HetaSettings.preset(args.quality, estimator=args.estimator, num_probes=args.probes, mask=args.mask,
                                beta=args.beta, gamma=args.gamma, combination=args.combination, seed=args.seed,
                                max_tokens=args.max_tokens, information=args.information,
-                               time_budget_s=args.time_budget)
+                               time_budget_s=args.time_budget, derivatives=getattr(args, "derivatives", None))
 
 
 def cache_from_args(args: argparse.Namespace):

@@ -1,8 +1,9 @@
 """What every attribution method takes and returns, so CLI, evaluation and GUI treat them alike."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, ContextManager
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ class MethodInput:
     control: JobControl
     timer: StageTimer = field(default_factory=StageTimer)
     cache: Any = None  # heta_lite.cache.HetaCache or None
+    # Entered around every differentiable forward: on quantized models it may route them through
+    # dequantized weights (quant.derivatives); plain forwards (gate, masked KL) never enter it.
+    grad_context: Callable[[], ContextManager] = contextlib.nullcontext
 
 
 @dataclass

@@ -2,6 +2,7 @@
 the evaluation compares like with like. Scores are non-negative, zero at unscored tokens."""
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 import numpy as np
@@ -19,14 +20,15 @@ def _finish(scores: torch.Tensor, inp: MethodInput, logits: torch.Tensor | None 
     return AttributionResult(scores=s, logits=None if logits is None else logits.detach())
 
 
-def _gradient(inp: MethodInput, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(d g / d X, logits at p) for g = log p(y)."""
-    with torch.enable_grad():
+def _gradient(inp: MethodInput, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(d g / d X, logits at p) for g = log p(y). The logits are None when the gradient pass ran
+    through a derivative fallback (they would not be the model's own; the engine recomputes them)."""
+    with torch.enable_grad(), inp.grad_context():
         Xg = X.detach().clone().requires_grad_(True)
         logits = inp.lm.model(inputs_embeds=Xg[None], use_cache=False, logits_to_keep=1).logits[0, -1]
         g = torch.log_softmax(logits.float(), -1)[inp.target_id]
         (grad,) = torch.autograd.grad(g, Xg)
-    return grad, logits
+    return grad, (logits if inp.grad_context is contextlib.nullcontext else None)
 
 
 @torch.no_grad()
@@ -104,7 +106,7 @@ class IntegratedGradients(AttributionMethod):
         for start in range(0, steps, B):
             inp.control.step("integrated gradients", start, steps)
             a = alphas[start:start + B].to(X.dtype).to(X.device)
-            with torch.enable_grad():
+            with torch.enable_grad(), inp.grad_context():
                 Xs = (a[:, None, None] * X[None]).detach().requires_grad_(True)
                 g = target_logprob(inp.lm.model, Xs, inp.target_id).sum()
                 (grad,) = torch.autograd.grad(g, Xs)

@@ -39,7 +39,7 @@ class Heta(AttributionMethod):
         taylor = inp.settings.information == "taylor"
         graph = None
         if "S" in self.components or ("I" in self.components and taylor):
-            with inp.timer.stage("graph"):  # one differentiable forward shared by S and the Taylor I
+            with inp.timer.stage("graph"), inp.grad_context():  # one differentiable forward for S and Taylor I
                 graph = TargetGraph(inp.lm.model, inp.X, inp.target_id)
         if "S" in self.components:
             with inp.timer.stage("curvature"):

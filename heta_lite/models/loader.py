@@ -22,10 +22,9 @@ from ..errors import ModelUnavailableError, UnsupportedModelError
 from .arch import ARCHITECTURES, ArchSpec, HeadDims, arch_for, head_dims
 from .gguf_convert import converted_folder
 from .registry import ModelSource, resolve_model_name
+from quant.modes import QuantMode
 
 log = logging.getLogger(__name__)
-
-QUANT_MODES = ("none", "8bit", "4bit")
 
 
 @dataclass
@@ -65,17 +64,8 @@ class LoadedModel:
             "num_layers": len(self.arch.blocks(self.model)),
             "num_heads": self.dims.num_heads,
             "num_kv_heads": self.dims.num_kv_heads,
-            **({"bitsandbytes": _bnb_version()} if self.quantization != "none" else {}),
+            **({"quant": QuantMode.parse(self.quantization).describe()} if self.quantization != "none" else {}),
         }
-
-
-def _bnb_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("bitsandbytes")
-    except Exception:  # noqa: BLE001
-        return "unknown"
 
 
 def wrap_model(model, tokenizer=None, name: str = "in-process", source: str = "in-process",
@@ -97,21 +87,18 @@ def _default_dtype(device: str) -> torch.dtype:
 
 def load_model(name: str | None = "auto", *, device: str | None = None, dtype: torch.dtype | None = None,
                quantization: str = "none") -> LoadedModel:
-    """Load by short name, hub id or folder. Failures are one actionable sentence."""
-    if quantization not in QUANT_MODES:
-        raise ModelUnavailableError(f"quantization must be one of {QUANT_MODES}, got {quantization!r}.")
+    """Load by short name, hub id or folder, optionally quantized (`quant.modes.QuantMode` names:
+    none, 8bit, 4bit-nf4, 4bit-fp4, 4bit-nf4-dq, ...). Failures are one actionable sentence."""
+    mode = QuantMode.parse(quantization)
     source = resolve_model_name(name)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if quantization != "none" and dtype is None:
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    dtype = dtype or _default_dtype(device)
+    dtype = dtype or _default_dtype(device)  # also the 4-bit compute dtype
     t0 = time.perf_counter()
     location, revision = _materialise(source)
     kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": "eager"}
-    if quantization != "none":
-        from quant.config import bnb_config
-
-        kwargs["quantization_config"] = bnb_config(quantization, compute_dtype=dtype)
+    if mode.quantized:
+        _require_bitsandbytes(mode)
+        kwargs["quantization_config"] = mode.bnb_config(compute_dtype=dtype)
         kwargs["device_map"] = {"": device}
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -128,12 +115,24 @@ def load_model(name: str | None = "auto", *, device: str | None = None, dtype: t
         model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
     except (OSError, ValueError, KeyError) as err:
         raise _unavailable(source, err) from None
-    if quantization == "none":
+    if not mode.quantized:
         model.to(device)
-    lm = wrap_model(model, tokenizer, name=source.name, source=location, revision=revision, quantization=quantization)
+    else:
+        from quant.layers import disable_cpu_repacking
+
+        disable_cpu_repacking(model)  # bitsandbytes' CPU 4-bit repack breaks its gradients (quant/layers.py)
+    lm = wrap_model(model, tokenizer, name=source.name, source=location, revision=revision, quantization=mode.name)
     lm.load_seconds = time.perf_counter() - t0
     log.info("loaded %s (%s, %s) in %.1f s", source.name, lm.dtype, device, lm.load_seconds)
     return lm
+
+
+def _require_bitsandbytes(mode: QuantMode) -> None:
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ModelUnavailableError(f"Quantization '{mode.name}' needs bitsandbytes: pip install -e '.[quant]'.") from None
+    logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)  # one warning per int8 matmul
 
 
 def _materialise(source: ModelSource) -> tuple[str, str]:

@@ -1,0 +1,342 @@
+"""Quantized loading, the derivative check and its fallback, agreement metrics, quant-compare.
+
+Real bitsandbytes layers (its CPU backend) on a tiny random Llama saved as a folder, so the
+ordinary `load_model(folder, quantization=...)` path is the one tested; a fake quantized layer
+whose backward cannot be differentiated twice stands in for versions/devices where the real one
+raises. Reference values come from finite differences and from the unquantized engine.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from heta_lite import HetaSettings, InputError, TargetSpec, explain, load_model, wrap_model
+from heta_lite.control import JobControl
+from heta_lite.methods import MethodInput, get_method
+from heta_lite.report import build_report, validate_report
+from quant.agreement import agreement, top_k_overlap
+from quant.derivatives import check_derivatives, resolve_derivative_path
+from quant.layers import dequantized_forward, quantized_linears, register_quantized_linear
+from quant.modes import QUANT_MODES, QuantMode
+
+bnb = pytest.importorskip("bitsandbytes")
+PROMPT = "The quick brown fox jumps over the lazy dog and"
+
+
+# ---------------------------------------------------------------- modes
+def test_mode_names_aliases_and_configs():
+    assert QuantMode.parse("4bit").name == "4bit-nf4"
+    assert QuantMode.parse("NF4").name == "4bit-nf4"
+    assert QuantMode.parse("4bit-fp4-dq") == QuantMode(4, "fp4", True)
+    assert [QuantMode.parse(m).name for m in QUANT_MODES] == list(QUANT_MODES)
+    assert QuantMode.parse("none").bnb_config(torch.float32) is None
+    cfg = QuantMode.parse("4bit-fp4-dq").bnb_config(torch.bfloat16)
+    assert cfg.load_in_4bit and cfg.bnb_4bit_quant_type == "fp4" and cfg.bnb_4bit_use_double_quant
+    assert cfg.bnb_4bit_compute_dtype == torch.bfloat16
+    assert QuantMode.parse("8bit").bnb_config(torch.float32).load_in_8bit
+    with pytest.raises(InputError, match="Unknown quantization mode '3bit'"):
+        QuantMode.parse("3bit")
+
+
+def test_derivatives_setting_is_validated():
+    assert HetaSettings.preset("fast").derivatives == "auto"
+    with pytest.raises(InputError, match="derivatives"):
+        HetaSettings.preset("fast", derivatives="sometimes")
+
+
+# ---------------------------------------------------------------- agreement
+def test_agreement_on_hand_checked_rankings():
+    a = [4.0, 3.0, 2.0, 1.0]
+    same = agreement(a, a)
+    assert (same.spearman, same.kendall, same.top5) == pytest.approx((1.0, 1.0, 1.0))
+    rev = agreement(a, a[::-1])
+    assert (rev.spearman, rev.kendall) == pytest.approx((-1.0, -1.0))
+    # one adjacent swap among 4: Spearman 1 - 6*2/(4*15) = 0.8; Kendall (5 - 1)/6
+    one = agreement(a, [4.0, 3.0, 1.0, 2.0])
+    assert one.spearman == pytest.approx(0.8) and one.kendall == pytest.approx(4 / 6)
+    # only scored positions count: the unscored 0s would otherwise look like agreement
+    masked = agreement([0, 3, 2, 1, 0], [0, 1, 2, 3, 0], scored=[False, True, True, True, False])
+    assert masked.n == 3 and masked.spearman == pytest.approx(-1.0)
+    assert top_k_overlap([9, 8, 7, 1, 0, 0], [9, 1, 0, 8, 7, 0], 3) == pytest.approx(1 / 3)
+    assert np.isnan(agreement([1, 1, 1], [1, 2, 3]).spearman)  # a constant ranking has no order
+    with pytest.raises(ValueError, match="lengths"):
+        agreement([1, 2], [1, 2, 3])
+
+
+# ---------------------------------------------------------------- real bitsandbytes, tiny folder model
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """A tiny random Llama with SmolLM2's tokenizer, saved like any local model folder."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from heta_lite.models.gguf_convert import converted_folder
+    from heta_lite.models.registry import resolve_model_name
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    src = converted_folder(resolve_model_name("smollm2-135m"))
+    for f in src.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "chat_template")):
+            shutil.copy(f, folder / f.name)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      initializer_range=0.2, tie_word_embeddings=True)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    return str(folder)
+
+
+def _embeddings(lm):
+    ids = lm.tokenizer(PROMPT, return_tensors="pt").input_ids[0]
+    with torch.no_grad():
+        X = lm.model.get_input_embeddings()(ids).float()
+        y = int(lm.model(inputs_embeds=X[None]).logits[0, -1].argmax())
+    return X, y
+
+
+def _g(model, X, y):
+    return torch.log_softmax(model(inputs_embeds=X[None], use_cache=False).logits[0, -1].float(), -1)[y]
+
+
+def _autograd(model, X, y, v):
+    Xg = X.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(_g(model, Xg, y), Xg, create_graph=True)
+    (hv,) = torch.autograd.grad((grad * v).sum(), Xg)
+    return float((grad * v).sum().detach()), hv.detach()
+
+
+def _finite_differences(model, X, y, v, eps=1e-3):
+    with torch.no_grad():
+        d1 = float(_g(model, X + eps * v, y) - _g(model, X - eps * v, y)) / (2 * eps)
+
+    def grad_at(Z):
+        Zg = Z.clone().requires_grad_(True)
+        return torch.autograd.grad(_g(model, Zg, y), Zg)[0]
+
+    hv = (grad_at(X + eps * v) - grad_at(X - eps * v)) / (2 * eps)
+    return d1, hv
+
+
+@pytest.mark.parametrize("mode", ["4bit-nf4", "4bit-fp4", "4bit-nf4-dq"])
+def test_4bit_loads_and_report_records_the_mode(tiny_folder, mode):
+    lm = load_model(tiny_folder, device="cpu", quantization=mode)
+    layers = quantized_linears(lm.model)
+    assert len(layers) == 14 and all(isinstance(m, bnb.nn.Linear4bit) for m in layers)  # 7 per block
+    assert not any(getattr(m, "support_avx512bf16_for_cpu", False) for m in layers)  # repack off
+    q = lm.describe()["quant"]
+    mode_ = QuantMode.parse(mode)
+    assert q["mode"] == mode and q["quant_type"] == mode_.quant_type and q["double_quant"] == mode_.double_quant
+    assert q["bitsandbytes"] == bnb.__version__
+
+
+def test_4bit_gradients_and_hvps_match_finite_differences_after_no_grad_forwards(tiny_folder):
+    lm = load_model(tiny_folder, device="cpu", quantization="4bit-nf4")
+    X, y = _embeddings(lm)  # a no-grad forward first: the one that used to repack the weights
+    v = torch.randn(X.shape, generator=torch.Generator().manual_seed(1)) * X.std()
+    d1, hv = _autograd(lm.model, X, y, v)
+    d1_fd, hv_fd = _finite_differences(lm.model, X, y, v)
+    assert d1 == pytest.approx(d1_fd, rel=2e-2, abs=1e-4)
+    assert float((hv - hv_fd).norm() / hv_fd.norm()) < 5e-2
+    path = resolve_derivative_path(lm, "auto")
+    assert path.path == "quantized-layers" and path.check.passed
+    assert path.check.grad_cosine > 0.9999 and "agrees" in path.reason
+
+
+@pytest.mark.filterwarnings("ignore:bitsandbytes::gemv_4bit:UserWarning")  # the warning is the bug's only trace
+def test_cpu_repack_breaks_gradients_and_the_check_catches_it(tiny_folder):
+    lm = load_model(tiny_folder, device="cpu", quantization="4bit-nf4")
+    layers = quantized_linears(lm.model)
+    for m in layers:  # undo the loader's fix: bitsandbytes' default on this CPU
+        m.support_avx512bf16_for_cpu = True
+    X, y = _embeddings(lm)
+    if not getattr(layers[0].weight.quant_state, "packing_format_for_cpu", False):
+        pytest.skip("this CPU has no AVX512-BF16: bitsandbytes does not repack, the bug cannot occur")
+    v = torch.randn(X.shape, generator=torch.Generator().manual_seed(1)) * X.std()
+    d1, _ = _autograd(lm.model, X, y, v)
+    d1_fd, _ = _finite_differences(lm.model, X, y, v)
+    assert abs(d1 - d1_fd) > 0.1 * abs(d1_fd)  # the silent bug the loader avoids
+    path = resolve_derivative_path(lm, "auto")
+    assert not path.check.passed and path.path == "dequantized-weights" and "fallback" in path.reason
+    with pytest.raises(InputError, match="not trustworthy"):
+        resolve_derivative_path(lm, "quantized")
+
+
+def test_dequantized_forward_is_the_4bit_function_smooth_and_restored(tiny_folder):
+    lm = load_model(tiny_folder, device="cpu", quantization="4bit-fp4")
+    X, y = _embeddings(lm)
+    v = torch.randn(X.shape, generator=torch.Generator().manual_seed(2)) * X.std()
+    with torch.no_grad():
+        g_q = float(_g(lm.model, X, y))
+    with dequantized_forward(lm.model) as n:
+        assert n == 14
+        with torch.no_grad():
+            g_d = float(_g(lm.model, X, y))
+        d1, hv = _autograd(lm.model, X, y, v)
+        d1_fd, hv_fd = _finite_differences(lm.model, X, y, v)
+    assert g_d == pytest.approx(g_q, abs=1e-4)  # same function as the 4-bit layers
+    assert d1 == pytest.approx(d1_fd, rel=2e-2, abs=1e-4)
+    assert float((hv - hv_fd).norm() / hv_fd.norm()) < 5e-2
+    assert not any("forward" in m.__dict__ for m in quantized_linears(lm.model))  # class forward back
+
+
+def test_8bit_explains_with_a_recorded_derivative_path(tiny_folder):
+    lm = load_model(tiny_folder, device="cpu", quantization="8bit")
+    assert all(isinstance(m, bnb.nn.Linear8bitLt) for m in quantized_linears(lm.model))
+    check = check_derivatives(lm)
+    exp = explain(lm, PROMPT, TargetSpec(position=6), HetaSettings.preset("fast"))
+    expected = "quantized-layers" if check.passed else "dequantized-weights"
+    assert exp.derivatives["path"] == expected
+    assert exp.derivatives["check"]["grad_cosine"] == pytest.approx(check.grad_cosine)
+    forced = explain(lm, PROMPT, TargetSpec(position=6), HetaSettings.preset("fast", derivatives="dequantized"))
+    assert forced.derivatives["path"] == "dequantized-weights"
+    report = build_report(forced)
+    validate_report(report)
+    assert report["model"]["quant"]["mode"] == "8bit" and report["settings"]["derivatives"] == "dequantized"
+    assert np.isfinite(forced.scores).all() and forced.scores.sum() > 0
+
+
+# ---------------------------------------------------------------- fake layers: silent and loud failures
+class _OnceDifferentiableLinear(torch.autograd.Function):
+    """y = x W^T + b whose backward is not itself differentiable (like a quantized kernel with a
+    hand-written backward): first derivatives are right, second derivatives silently miss it."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(weight)
+        return torch.nn.functional.linear(x, weight, bias)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        (weight,) = ctx.saved_tensors
+        return grad_out @ weight, None, None
+
+
+class _NoBackwardLinear(torch.autograd.Function):
+    """A kernel whose backward raises the error bitsandbytes' LLM.int8 gave without its CB state."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        return torch.nn.functional.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        raise RuntimeError("State must contain either CBt or CB matrix for backward")
+
+
+@register_quantized_linear
+class FakeQuantLinear(torch.nn.Linear):
+    kernel = _OnceDifferentiableLinear
+
+    def forward(self, x):
+        return self.kernel.apply(x, self.weight, self.bias)
+
+
+@register_quantized_linear
+class FakeNoBackwardLinear(FakeQuantLinear):
+    kernel = _NoBackwardLinear
+
+
+def _fake_quantized(model, cls=FakeQuantLinear):
+    for name, child in list(model.named_children()):
+        if isinstance(child, torch.nn.Linear) and name != "lm_head":
+            fake = cls(child.in_features, child.out_features, bias=child.bias is not None)
+            fake.load_state_dict(child.state_dict())
+            setattr(model, name, fake)
+        else:
+            _fake_quantized(child, cls)
+    return model
+
+
+def test_a_backward_that_raises_is_reported_and_falls_back():
+    from tests.reference.tiny import tiny_qwen2
+
+    lm = wrap_model(_fake_quantized(tiny_qwen2(), FakeNoBackwardLinear), quantization="8bit")
+    check = check_derivatives(lm)
+    assert check.error == "RuntimeError: State must contain either CBt or CB matrix for backward"
+    assert not check.passed and check.grad_cosine is None
+    path = resolve_derivative_path(lm, "auto")
+    assert path.path == "dequantized-weights" and "backward failed" in path.reason
+    exp_ids = torch.arange(3, 12)
+    X = lm.model.get_input_embeddings()(exp_ids).detach()
+    inp = MethodInput(lm=lm, input_ids=exp_ids, X=X, target_id=5, scored=torch.ones(9, dtype=torch.bool),
+                      settings=HetaSettings.preset("fast"), control=JobControl(),
+                      grad_context=functools.partial(path.context, lm.model))
+    assert np.isfinite(get_method("saliency").attribute(inp).scores).all()
+
+
+def test_silently_wrong_second_derivatives_are_caught_and_the_fallback_is_exact():
+    from tests.reference.tiny import tiny_qwen2
+
+    ref = wrap_model(tiny_qwen2())
+    lm = wrap_model(_fake_quantized(tiny_qwen2()), quantization="8bit")
+    assert len(quantized_linears(lm.model)) == 14
+    check = check_derivatives(lm)
+    assert check.error is None and check.grad_cosine > 0.9999  # first derivatives are fine...
+    assert check.hvp_cosine < 0.9 and not check.passed  # ...the HVP is not, and nothing raised
+    with pytest.raises(InputError, match="not trustworthy"):
+        resolve_derivative_path(lm, "quantized")
+    path = resolve_derivative_path(lm, "auto")
+    assert path.path == "dequantized-weights" and "HVP cosine" in path.reason
+    # the fallback must give exactly the unquantized model's numbers (the fake's weights are exact)
+    settings = HetaSettings.preset("balanced")
+    ids = torch.arange(3, 15)
+    scored = torch.ones(len(ids), dtype=torch.bool)
+    scored[0] = False
+    results = []
+    for model, ctx in ((ref, contextlib.nullcontext), (lm, functools.partial(path.context, lm.model))):
+        X = model.model.get_input_embeddings()(ids).detach()
+        inp = MethodInput(lm=model, input_ids=ids, X=X, target_id=17, scored=scored, settings=settings,
+                          control=JobControl(), grad_context=ctx)
+        results.append(get_method("heta").attribute(inp))
+    (r_ref, r_q) = results
+    np.testing.assert_allclose(r_q.components["S"].raw, r_ref.components["S"].raw, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(r_q.scores, r_ref.scores, rtol=1e-4, atol=1e-8)
+    assert r_q.components["S"].raw[1:].max() > 0
+    inp = MethodInput(lm=lm, input_ids=ids, X=lm.model.get_input_embeddings()(ids).detach(), target_id=17,
+                      scored=scored, settings=settings, control=JobControl())
+    wrong = get_method("heta-S").attribute(inp)  # what the quantized path alone would have returned
+    assert not np.allclose(wrong.components["S"].raw, r_ref.components["S"].raw, rtol=1e-2)
+
+
+# ---------------------------------------------------------------- quant-compare end to end
+def test_quant_compare_end_to_end(tiny_folder, tmp_path, capsys):
+    from heta_lite.cli import main
+
+    data = tmp_path / "items.jsonl"
+    data.write_text("\n".join(json.dumps({"id": f"it{i}", "prompt": p, "answer": a}) for i, (p, a) in enumerate([
+        ("The capital of France is", "Paris"), ("Two plus two equals", "four"),
+        ("The cat sat on the", "mat")])) + "\n")
+    out = tmp_path / "cmp"
+    rc = main(["quant-compare", "--model", tiny_folder, "--device", "cpu", "--modes", "none,4bit,8bit",
+               "--dataset", str(data), "--presets", "fast", "--seeds", "2", "--draws", "2", "--out", str(out)])
+    assert rc == 0
+    summary = json.loads((out / "compare.json").read_text())
+    assert [m["mode"] for m in summary["modes"]] == ["none", "4bit-nf4", "8bit"]
+    none, nf4, int8 = summary["modes"]
+    assert none["agreement"] is None and none["derivative_paths"] == []
+    assert nf4["derivative_paths"] == ["quantized-layers"]
+    assert int8["derivative_paths"] in (["quantized-layers"], ["dequantized-weights"])
+    for m in (nf4, int8):
+        for comp in ("M", "S", "I", "final"):
+            stat = m["agreement"]["fast"][comp]["spearman"]
+            assert stat["n"] == 3 and -1 <= stat["mean"] <= 1
+        assert m["footprint_bytes"] < none["footprint_bytes"]  # quantized weights are smaller
+        assert 0 <= m["faithfulness"]["win_vs_random"]["mean"] <= 1
+        assert -1 <= m["hessian_stability"]["within_mode_spearman"]["mean"] <= 1
+    assert len(summary["runs"]["4bit-nf4"]) == 3 and len(summary["runs"]["none"][0]["seed_S"]) == 2
+    md = (out / "compare.md").read_text()
+    assert "Agreement with `none`" in md and "Hessian stability" in md and "| 8bit |" in md
+    assert {p.name for p in out.glob("*.png")} == {"latency.png", "agreement.png", "hessian_stability.png"}
+
+
+def test_quant_compare_rejects_bad_modes(tmp_path):
+    from heta_lite.cli import main
+
+    assert main(["quant-compare", "--modes", "none", "--dataset", "x.jsonl", "--out", str(tmp_path)]) == 2
+    assert main(["quant-compare", "--modes", "none,5bit", "--dataset", "x.jsonl", "--out", str(tmp_path)]) == 2
