@@ -1,11 +1,11 @@
 """The GUI's quantization side-by-side numbers: the same agreement as quant-compare computes."""
 import numpy as np
 import pytest
+
 from gui.quant_view import agreement_html, mode_agreement, mode_header
 from heta_lite import HetaSettings, TargetSpec, explain
 from heta_lite.report import build_report
 from quant.agreement import agreement
-
 
 
 @pytest.fixture(scope="module")
