@@ -11,13 +11,20 @@ import sys
 
 from nicegui import ui
 
+from quant.modes import ACCEPTED, QUANT_MODES
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="HETA Lite app")
     p.add_argument("--host", default="127.0.0.1", help="bind address (desktop default 127.0.0.1; 0.0.0.0 in Docker)")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--model", default="auto", help="smollm2-135m, qwen2.5-3b, a hub id or a folder (default auto)")
-    p.add_argument("--quant", default="none", choices=["none", "8bit", "4bit"])
+    p.add_argument("--quant", default="none", choices=ACCEPTED, metavar="MODE",
+                   help=f"bitsandbytes quantization of the primary model: {', '.join(QUANT_MODES)} (4bit = 4bit-nf4)")
+    p.add_argument("--max-models", type=int, default=2,
+                   help="models (or quantization modes) kept loaded at once; the least recently used goes first")
     p.add_argument("--quality", default="fast", choices=["fast", "balanced", "accurate"], help="default preset")
     p.add_argument("--device", default=None)
     p.add_argument("--concurrency", type=int, default=1, help="model jobs at once (default 1 per GPU)")
@@ -57,7 +64,12 @@ def main(argv=None) -> None:
         from heta_lite.cache import HetaCache
 
         cache = HetaCache(args.cache_dir)
+    if args.max_models < 1:
+        sys.exit("run.py: --max-models must be >= 1")
+    # Desktop mode (bound to loopback): the GUI lets a user connected directly (not through a proxy)
+    # switch models without the admin token; the API always needs the token.
     state = AppState(model_name=args.model, quantization=args.quant, default_quality=args.quality,
+                     max_models=args.max_models, desktop=args.host in LOOPBACK,
                      queue=JobQueue(concurrency=args.concurrency, max_queued=args.max_queued,
                                     time_limit_s=args.time_limit), cache=cache)
     state.start_loading(args.device)

@@ -27,7 +27,7 @@ PROMPTS = ["The capital of France is", "Two plus three equals", "Alice gave Bob 
 def traffic(client: httpx.Client, rng: random.Random, outcomes: Counter, latency: dict, unexpected: list,
             stop: float) -> None:
     while time.monotonic() < stop:
-        kind = rng.choices(["valid", "invalid", "cancel", "async"], weights=[5, 3, 1, 2])[0]
+        kind = rng.choices(["valid", "invalid", "overlimit", "cancel", "async"], weights=[5, 3, 1, 1, 2])[0]
         quality = rng.choice(["fast", "fast", "balanced"])
         body = {"prompt": rng.choice(PROMPTS), "quality": quality,
                 "target": {"position": rng.randint(2, 3), "chat": False}}  # every prompt has >= 4 tokens
@@ -38,6 +38,15 @@ def traffic(client: httpx.Client, rng: random.Random, outcomes: Counter, latency
                                   {"prompt": "x", "quality": "turbo"}, {"prompt": 5}])
                 r = client.post("/api/v1/explain", json=bad)
                 expected = r.status_code in (400, 422, 429, 503)
+            elif kind == "overlimit":  # past a limit: body size, prompt length, new tokens, long context
+                r = rng.choice([
+                    lambda: client.post("/api/v1/explain", content=b'{"prompt": "' + b"a" * 70_000 + b'"}',
+                                        headers={"content-type": "application/json"}),
+                    lambda: client.post("/api/v1/explain", json={"prompt": "word " * 4_500}),
+                    lambda: client.post("/api/v1/explain", json={"prompt": "x", "target": {"generated": 0,
+                                                                                            "max_new_tokens": 10_000}}),
+                ])()
+                expected = r.status_code in (400, 413, 422, 429, 503)
             elif kind in ("cancel", "async"):
                 r = client.post("/api/v1/explain", json={**body, "async": True})
                 expected = r.status_code in (202, 429, 503)
@@ -74,11 +83,13 @@ def rss_of_server(client: httpx.Client) -> float | None:
     return None
 
 
-def soak(url: str, duration: float, workers: int, seed: int = 0) -> dict:
+def soak(url: str, duration: float, workers: int, seed: int = 0, sample_every: float = 60.0) -> dict:
     outcomes: Counter = Counter()
     latency: dict = defaultdict(list)
     unexpected: list = []
-    stop = time.monotonic() + duration
+    t_start = time.monotonic()
+    stop = t_start + duration
+    rss_series: list[tuple[float, float | None]] = []
     with httpx.Client(base_url=url, timeout=300) as c:
         rss_start = rss_of_server(c)
         threads = [threading.Thread(target=traffic, args=(httpx.Client(base_url=url, timeout=300),
@@ -86,14 +97,23 @@ def soak(url: str, duration: float, workers: int, seed: int = 0) -> dict:
                                                           stop)) for i in range(workers)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        while any(t.is_alive() for t in threads):  # the server's RSS over time: growth shows as a slope
+            rss_series.append((round(time.monotonic() - t_start, 1), rss_of_server(c)))
+            for t in threads:
+                t.join(timeout=sample_every / max(len(threads), 1))
         rss_end = rss_of_server(c)
         healthy = c.get("/api/v1/health").status_code == 200
+    half = [(t, r) for t, r in rss_series if r is not None and t >= duration / 2]
+    slope = None
+    if len(half) >= 3:  # MiB per hour over the second half (after warm-up)
+        import numpy as np
+
+        ts, rs = np.array(half, float).T
+        slope = float(np.polyfit(ts / 3600, rs / 2**20, 1)[0])
     return {"duration_s": duration, "workers": workers, "outcomes": dict(outcomes),
             "latency": {q: {"n": len(v), "p50_s": pct(v, 50), "p95_s": pct(v, 95)} for q, v in latency.items()},
-            "rss_start_bytes": rss_start, "rss_end_bytes": rss_end, "unexpected": unexpected,
-            "healthy_after": healthy}
+            "rss_start_bytes": rss_start, "rss_end_bytes": rss_end, "rss_series": rss_series,
+            "rss_slope_second_half_mib_per_h": slope, "unexpected": unexpected, "healthy_after": healthy}
 
 
 def main(argv=None) -> None:
@@ -121,10 +141,14 @@ def main(argv=None) -> None:
              for q, v in res["latency"].items()]
     rows += [["RSS start / end MiB", f"{(res['rss_start_bytes'] or 0) / 2**20:.0f} / "
                                      f"{(res['rss_end_bytes'] or 0) / 2**20:.0f}"],
+             ["RSS slope, second half (MiB/h)", "-" if res["rss_slope_second_half_mib_per_h"] is None
+              else f"{res['rss_slope_second_half_mib_per_h']:+.1f}"],
              ["unexpected responses", len(res["unexpected"])], ["healthy after", res["healthy_after"]]]
     cmd = "python -m experiments.soak " + " ".join(argv if argv is not None else sys.argv[1:])
     write_results(args.name, res, ["outcome", "count / value"], rows, cmd.strip(),
-                  notes="Deliberate errors: 400/422 (invalid), 429 (rate limit), 503 (queue full), 504 (time limit).")
+                  notes="Deliberate errors: 400/422 (invalid), 413/422 (overlimit: 70 kB body, 4,500-word prompt, "
+                        "10,000 new tokens), 429 (rate limit), 503 (queue full), 504 (time limit). 'unexpected' = "
+                        "any other status, a 5xx other than 503/504, or a transport error.")
     sys.exit(0 if not res["unexpected"] and res["healthy_after"] else 1)
 
 

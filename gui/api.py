@@ -2,8 +2,10 @@
 as the GUI.
 
 Errors are JSON `{"error": {"code", "message", "field"?}}` with a stable code: 400/422 bad
-input, 403 admin disabled, 404 unknown job, 409 cancelled, 413 body too large, 429 rate limited
-and 503 queue full (both with Retry-After), 504 time limit, 507 out of memory, 500 internal.
+input, 403 admin disabled, 404 unknown job, 409 cancelled or model not loaded, 413 body too large,
+429 rate limited and 503 queue full / model loading (with Retry-After), 504 time limit, 507 out of
+memory, 500 internal. Users choose among loaded models (`model`, `quant`); loading, switching,
+reloading and unloading models are admin actions (token in HETA_LITE_ADMIN_TOKEN).
 Logs and metrics carry sizes, timings and outcomes, never prompt or token text.
 """
 from __future__ import annotations
@@ -27,7 +29,7 @@ from heta_lite.errors import (HetaError, InputError, JobCancelled, JobTimeout, M
 from heta_lite.jobs import DONE, FINISHED, QueueFull
 
 from .ratelimit import Limits, RateLimiter, client_id
-from .state import AppState
+from .state import AppState, ModelNotLoaded
 from .telemetry import Metrics
 
 log = logging.getLogger("heta_lite.api")
@@ -66,6 +68,21 @@ class ExplainIn(BaseModel):
     quality: Literal["fast", "balanced", "accurate"] = "fast"
     options: OptionsIn = Field(default_factory=OptionsIn)
     run_async: bool = Field(False, alias="async", description="return a job id at once")
+    model: str | None = Field(None, max_length=200, description="a loaded model (default: the primary)")
+    quant: str | None = Field(None, max_length=32, description="its quantization mode (default: the primary's)")
+
+
+class AdminModelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(..., min_length=1, max_length=200, description="short name, hub id or folder")
+    quant: str = Field("none", max_length=32)
+    primary: bool = Field(True, description="make it the model requests use by default")
+
+
+class AdminUnloadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(..., min_length=1, max_length=200)
+    quant: str = Field("none", max_length=32)
 
 
 def error(status: int, code: str, message: str, field: str | None = None,
@@ -78,6 +95,10 @@ def error(status: int, code: str, message: str, field: str | None = None,
 
 
 def error_for(err: Exception) -> JSONResponse:
+    if isinstance(err, ModelNotLoaded):
+        if "still loading" in str(err):
+            return error(503, "model_loading", str(err), retry_after=10)
+        return error(409, "model_not_loaded", str(err))
     if isinstance(err, QueueFull):
         return error(503, "queue_full", str(err), retry_after=err.retry_after_s)
     if isinstance(err, JobTimeout):
@@ -160,8 +181,10 @@ def register_api(app: FastAPI, state: AppState, limits: Limits | None = None, me
         ready = state.ready
         body = {"status": "ok" if ready else ("error" if state.load_error else "loading"), "model_loaded": ready,
                 "model": state.lm.name if ready else state.model_name,
+                "quant": state.lm.quantization if ready else state.quantization,
                 "device": str(state.lm.device) if ready else None, "queue_depth": state.queue.depth,
-                "running": state.queue.running}
+                "running": state.queue.running,
+                "models": [{k: m[k] for k in ("model", "quant", "state", "primary")} for m in state.models()]}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/api/v1/models")
@@ -169,7 +192,7 @@ def register_api(app: FastAPI, state: AppState, limits: Limits | None = None, me
         from heta_lite.methods import method_names
         from heta_lite.models.registry import SHORT_NAMES
 
-        return {"loaded": state.lm.describe() if state.ready else None,
+        return {"loaded": state.lm.describe() if state.ready else None, "models": state.models(),
                 "available": [{"name": k, "source": v.location, "description": v.description}
                               for k, v in SHORT_NAMES.items()], "methods": method_names()}
 
@@ -180,7 +203,7 @@ def register_api(app: FastAPI, state: AppState, limits: Limits | None = None, me
         if wait > 0:
             return error(429, "rate_limited", f"Too many requests; try again in {int(wait) + 1} s.",
                          retry_after=int(wait) + 1)
-        if not state.ready:
+        if not state.ready and body.model is None and body.quant is None:
             return error(503, "model_loading", state.load_error or "The model is still loading; try again soon.",
                          retry_after=10)
         try:
@@ -243,16 +266,58 @@ def register_api(app: FastAPI, state: AppState, limits: Limits | None = None, me
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
+    def admin_denied(request: Request) -> JSONResponse | None:
+        return admin_check(request.headers.get("x-admin-token", ""), state)
+
     @app.post("/api/v1/admin/clear-cache")
     def clear_cache(request: Request):
-        token = os.environ.get("HETA_LITE_ADMIN_TOKEN")
-        if not token:
-            return error(403, "admin_disabled", "Admin actions are disabled: set HETA_LITE_ADMIN_TOKEN to enable them.")
-        if not secrets.compare_digest(request.headers.get("x-admin-token", ""), token):
-            return error(403, "forbidden", "Wrong or missing X-Admin-Token.")
+        if (denied := admin_denied(request)) is not None:
+            return denied
         if state.cache is not None:
             state.cache.clear()
         return {"cleared": state.cache is not None}
+
+    @app.get("/api/v1/admin/models")
+    def admin_models(request: Request):
+        if (denied := admin_denied(request)) is not None:
+            return denied
+        return {"models": state.models(), "max_models": state.max_models}
+
+    @app.post("/api/v1/admin/models")
+    def admin_load(body: AdminModelIn, request: Request):
+        """Load a model/mode in the background (202); with primary, switch requests to it."""
+        if (denied := admin_denied(request)) is not None:
+            return denied
+        try:
+            slot = state.load(body.model, body.quant, primary=body.primary)
+        except HetaError as err:
+            return error_for(err)
+        log.info("admin load", extra={"fields": {"quant": slot.quant, "primary": body.primary}})
+        return JSONResponse({"model": slot.describe(primary=body.primary), "models": state.models()}, status_code=202)
+
+    @app.post("/api/v1/admin/models/reload")
+    def admin_reload(request: Request):
+        if (denied := admin_denied(request)) is not None:
+            return denied
+        try:
+            slot = state.reload()
+        except HetaError as err:
+            return error_for(err)
+        return JSONResponse({"model": slot.describe(primary=True)}, status_code=202)
+
+    @app.delete("/api/v1/admin/models")
+    def admin_unload(body: AdminUnloadIn, request: Request):
+        if (denied := admin_denied(request)) is not None:
+            return denied
+        try:
+            state.unload(body.model, body.quant)
+        except ModelNotLoaded as err:
+            return error(404, "model_not_loaded", str(err))
+        except InputError as err:
+            return error_for(err)
+        except HetaError as err:
+            return error(409, "primary_model", str(err))
+        return {"models": state.models()}
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
     def api_not_found(rest: str):
@@ -271,6 +336,16 @@ def register_api(app: FastAPI, state: AppState, limits: Limits | None = None, me
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+def admin_check(token_given: str, state: AppState) -> JSONResponse | None:
+    """None if the admin token is configured and matches; else the 403 to send."""
+    token = os.environ.get("HETA_LITE_ADMIN_TOKEN")
+    if not token:
+        return error(403, "admin_disabled", "Admin actions are disabled: set HETA_LITE_ADMIN_TOKEN to enable them.")
+    if not secrets.compare_digest(token_given or "", token):
+        return error(403, "forbidden", "Wrong or missing X-Admin-Token.")
+    return None
+
+
 def _alive(state: AppState):
     return lambda job_id: (state.queue.get(job_id) is not None and state.queue.get(job_id).state not in FINISHED)
 
@@ -285,10 +360,8 @@ def _observe(metrics: Metrics, job, quality: str) -> None:
 
 
 def _job_view(state: AppState, job, with_result: bool = True) -> dict:
-    view = {"job_id": job.id, "state": job.state, "queue_position": state.queue.position(job),
-            "progress": {"stage": job.stage, "done": job.done, "total": job.total, "eta_s": job.eta_s()}}
-    if job.error:
-        view["error"] = {"code": job.error_code, "message": job.error}
+    """The queue's own status view (position, progress, wait and ETA), with the report when done."""
+    view = state.queue.status(job.id) or {"job_id": job.id, "state": job.state}
     if with_result and job.state == DONE:
         view["report"] = job.result
     return view
@@ -308,7 +381,8 @@ def _explain_job(state: AppState, body: ExplainIn):
     settings = HetaSettings.preset(body.quality, **opts)
     t = body.target
     target = TargetSpec(position=t.position, generated=t.generated, max_new_tokens=t.max_new_tokens, chat=t.chat)
-    lm, cache, prompt, method = state.lm, state.cache, body.prompt, body.method
+    lm = state.get(body.model, body.quant)
+    cache, prompt, method = state.cache, body.prompt, body.method
 
     def job(control):
         return build_report(explain(lm, prompt, target, settings, method=method, control=control, cache=cache))

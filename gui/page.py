@@ -16,6 +16,8 @@ from heta_lite.jobs import CANCELLED, DONE, FAILED, FINISHED, QueueFull
 from heta_lite.settings import QUALITIES, HetaSettings
 from heta_lite.targets import TargetSpec
 
+from .model_panel import build_model_panel, ready_options
+from .quant_view import build_quant_panel
 from .state import AppState
 from .views import (attention_html, heatmap_html, legend_html, logit_lens_chart, memory_chart, next_token_chart,
                     strips_html)
@@ -108,6 +110,9 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
                 method = ui.select(method_names(), value="heta", label="Method").classes("w-40") \
                     .tooltip("heta: Hessian-enhanced token attribution (M gate x (S curvature + I information)); "
                              "the others are baselines for comparison")
+                run_on = ui.select(ready_options(state), label="Run on").classes("w-56").mark("run-on") \
+                    .tooltip("which loaded model / quantization mode explains; load more under 'Models and "
+                             "quantization'")
                 chat = ui.switch("Chat template", value=False) \
                     .tooltip("On: the prompt is sent as a user message to the assistant (good for questions). "
                              "Off: the model simply continues the text.")
@@ -202,6 +207,10 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
                 cmp_html_a = ui.html("", sanitize=False).classes("w-1/2 min-w-0")
                 cmp_html_b = ui.html("", sanitize=False).classes("w-1/2 min-w-0")
 
+        build_quant_panel(state, lambda fn, kind, on_done: submit(fn, kind, on_done), lambda msg: show_error(msg),
+                          lambda: settings(), lambda: bool(chat.value))
+        build_model_panel(state, ui.context.client.request, lambda msg: show_error(msg))
+
         with ui.expansion("Memory", icon="memory").classes("w-full"):
             mem_label = ui.label("").classes("text-sm").props("id=mem-label")
             mem_chart = ui.echart(memory_chart([])).classes("w-full h-48")
@@ -213,6 +222,14 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
 
     def settings() -> HetaSettings:
         return HetaSettings.preset(quality.value)
+
+    def lm_now():
+        """The model picked under 'Run on' (the primary if none); ModelNotLoaded if it went away."""
+        return state.get(*run_on.value.split("|", 1)) if run_on.value else state.get()
+
+    def page_lm():
+        """The model the current tokens were generated with: lens, attention and explain stay on it."""
+        return page.get("lm") or state.lm
 
     def use_example(text: str, use_chat: bool) -> None:
         prompt.set_value(text)
@@ -244,7 +261,12 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
         show_error(None)
         from heta_lite.engine import explain
 
-        lm, s = state.lm, settings()
+        try:
+            lm = lm_now()
+        except HetaError as err:
+            show_error(str(err))
+            return
+        s = settings()
         spec = TargetSpec(generated=0, max_new_tokens=1,
                           chat=bool(chat.value) if getattr(lm.tokenizer, "chat_template", None) else False)
 
@@ -277,7 +299,12 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
         page["estimate_key"] = None
         from heta_lite.targets import build_context
 
-        lm = state.lm
+        try:
+            lm = lm_now()
+        except HetaError as err:
+            show_error(str(err))
+            return
+        page["lm"] = lm
         spec = TargetSpec(generated=0, max_new_tokens=int(max_new.value or 12), chat=bool(chat.value) if
                           getattr(lm.tokenizer, "chat_template", None) else False)
         s = settings()
@@ -336,7 +363,7 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
         """Expected seconds per preset for this length, from a one-time calibration on this machine."""
         from heta_lite.budget import calibrate, estimate_seconds
 
-        lm = state.lm
+        lm = page_lm()
         if page.get("estimate_key") == (n, n_scored):
             return
         page["estimate_key"] = (n, n_scored)
@@ -357,7 +384,7 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
             return
         from heta_lite.engine import explain_context
 
-        lm, s, m = state.lm, settings(), method.value
+        lm, s, m = page_lm(), settings(), method.value
         target_ctx = ctx.with_target(index)
 
         def job(control):
@@ -397,7 +424,7 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
     def start_lens(report) -> None:
         from heta_lite.explore import logit_lens, next_token
 
-        lm, ids, y = state.lm, page["exp"].context.input_ids, report["target"]["id"]
+        lm, ids, y = page_lm(), page["exp"].context.input_ids, report["target"]["id"]
         heads = {-1: "mean of heads", **{h: f"head {h}" for h in range(lm.dims.num_heads)}}
         head_sel.options = heads
         head_sel.update()
@@ -426,7 +453,7 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
             return
         from heta_lite.explore import attention_from_target
 
-        lm, ids = state.lm, exp.context.input_ids
+        lm, ids = page_lm(), exp.context.input_ids
         layer = int(layer_sel.value or 0)
         head = None if head_sel.value in (-1, None) else int(head_sel.value)
 
@@ -462,13 +489,19 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
 
     # -- polling (event loop only reads job state) -----------------------------------------
     def poll() -> None:
+        opts = ready_options(state)
+        if run_on.options != opts:  # models loaded, unloaded or switched meanwhile
+            run_on.options = opts
+            if run_on.value not in opts:
+                run_on.value = next(iter(opts), None)
+            run_on.update()
         if state.ready:
-            if page.get("label_set") is None:
-                lm = state.lm
+            lm = state.lm
+            if page.get("label_set") is not lm:
                 model_label.text = f"{lm.name} · {str(lm.dtype).replace('torch.', '')} · quantization " \
                                    f"{lm.quantization} · {lm.device}"
                 loading_row.set_visibility(False)
-                page["label_set"] = True
+                page["label_set"] = lm
         elif state.load_error:
             model_label.text = "model unavailable"
             loading_row.set_visibility(False)

@@ -1,14 +1,63 @@
-"""What the app holds for its lifetime: the loaded model (the one global registry), the job
-queue and the cache. The model loads in a background thread so the page can say so."""
+"""What the app holds for its lifetime: the loaded models (the one global registry), the job
+queue and the cache.
+
+Several models can be loaded at once, keyed by (model name, quantization mode), one of them
+the *primary* that requests use when they name none. At most `max_models` stay loaded: loading
+one more unloads the least recently used non-primary model. Loads run in background threads,
+so the page and the API keep answering (with the load's state) while weights arrive. Users pick
+among loaded models; loading, switching and unloading are admin actions (gui/api.py).
+"""
 from __future__ import annotations
 
+import gc
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
+from heta_lite.errors import HetaError
 from heta_lite.jobs import JobQueue
 
 log = logging.getLogger(__name__)
+
+LOADING, READY, FAILED = "loading", "ready", "failed"
+
+
+class ModelNotLoaded(HetaError):
+    """A request named a model/mode that is not loaded (users never trigger loads)."""
+
+    code = "model_not_loaded"
+
+
+@dataclass
+class ModelSlot:
+    """One (model, quantization) entry of the registry and its load state."""
+
+    name: str
+    quant: str
+    state: str = LOADING
+    lm: object | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.time)
+    load_seconds: float | None = None
+    last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.quant)
+
+    def describe(self, primary: bool = False) -> dict:
+        d = {"model": self.name, "quant": self.quant, "state": self.state, "primary": primary,
+             "error": self.error, "load_seconds": self.load_seconds}
+        if self.lm is not None:
+            d["details"] = self.lm.describe()
+        return d
+
+
+def _canonical_quant(quant: str | None) -> str:
+    from quant.modes import QuantMode
+
+    return QuantMode.parse(quant).name
 
 
 @dataclass
@@ -16,34 +65,164 @@ class AppState:
     model_name: str = "auto"
     quantization: str = "none"
     default_quality: str = "fast"
-    lm: object | None = None
-    load_error: str | None = None
     queue: JobQueue = field(default_factory=JobQueue)
     cache: object | None = None
     last_peak: dict | None = None
     metrics: object | None = None
-    _loading: threading.Thread | None = None
+    max_models: int = 2
+    device: str | None = None
+    desktop: bool = False  # bound to loopback: the GUI lets a direct local user switch models without a token
+    _slots: dict = field(default_factory=dict)
+    _primary: tuple[str, str] | None = None
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _threads: list = field(default_factory=list)
 
-    def start_loading(self, device: str | None = None) -> None:
-        def load() -> None:
-            from heta_lite.errors import HetaError
-            from heta_lite.models import load_model
+    # ---- the primary model (what requests use when they name none) ---------------------------
+    @property
+    def primary_slot(self) -> ModelSlot | None:
+        with self._lock:
+            return self._slots.get(self._primary) if self._primary else None
 
-            try:
-                self.lm = load_model(self.model_name, device=device, quantization=self.quantization)
-            except HetaError as err:
-                self.load_error = str(err)
-            except Exception as err:  # noqa: BLE001 - shown on the page, not a crash
-                log.exception("model load failed")
-                self.load_error = f"Could not load the model ({type(err).__name__}: {err})."
+    @property
+    def lm(self):
+        slot = self.primary_slot
+        return slot.lm if slot is not None and slot.state == READY else None
 
-        self._loading = threading.Thread(target=load, name="model-loader", daemon=True)
-        self._loading.start()
+    @lm.setter
+    def lm(self, lm) -> None:
+        """Install an already-loaded model as the primary (tests, notebooks)."""
+        key = (self.model_name, getattr(lm, "quantization", "none"))
+        with self._lock:
+            self._slots[key] = ModelSlot(*key, state=READY, lm=lm, load_seconds=getattr(lm, "load_seconds", None))
+            self._primary = key
 
-    def wait_loaded(self, timeout: float | None = None) -> None:
-        if self._loading is not None:
-            self._loading.join(timeout)
+    @property
+    def load_error(self) -> str | None:
+        slot = self.primary_slot
+        return slot.error if slot is not None else None
 
     @property
     def ready(self) -> bool:
         return self.lm is not None
+
+    # ---- loading --------------------------------------------------------------------------
+    def start_loading(self, device: str | None = None) -> None:
+        """Load the configured primary model in the background (app start)."""
+        self.device = device if device is not None else self.device
+        self.load(self.model_name, self.quantization, primary=True)
+
+    def load(self, name: str, quant: str = "none", primary: bool = False) -> ModelSlot:
+        """Start loading (name, quant) in a background thread, or return it if present. With
+        `primary`, it becomes the primary now (requests wait for it: 503 model_loading)."""
+        quant = _canonical_quant(quant)
+        key = (name, quant)
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is None or slot.state == FAILED:
+                slot = ModelSlot(name, quant)
+                self._slots[key] = slot
+                self._start_thread(slot)
+            if primary:
+                self._primary = key
+            slot.last_used = time.monotonic()
+            self._evict()
+        return slot
+
+    def reload(self) -> ModelSlot:
+        """Load the primary model again from disk (e.g. after its folder changed)."""
+        with self._lock:
+            if self._primary is None:
+                raise ModelNotLoaded("No primary model to reload.")
+            slot = ModelSlot(*self._primary)
+            old = self._slots[self._primary]
+            self._slots[self._primary] = slot
+            self._start_thread(slot)
+        del old
+        self._free()
+        return slot
+
+    def unload(self, name: str, quant: str = "none") -> None:
+        key = (name, _canonical_quant(quant))
+        with self._lock:
+            if key not in self._slots:
+                raise ModelNotLoaded(f"'{name}' ({key[1]}) is not loaded.")
+            if key == self._primary:
+                raise HetaError("The primary model cannot be unloaded; make another model primary first.")
+            del self._slots[key]
+        self._free()
+
+    def _start_thread(self, slot: ModelSlot) -> None:
+        def run() -> None:
+            from heta_lite.models import load_model
+
+            t0 = time.perf_counter()
+            try:
+                lm = load_model(slot.name, device=self.device, quantization=slot.quant)
+            except HetaError as err:
+                slot.error, slot.state = str(err), FAILED
+                return
+            except Exception as err:  # noqa: BLE001 - shown on the page and in the API, not a crash
+                log.exception("model load failed")
+                slot.error, slot.state = f"Could not load the model ({type(err).__name__}: {err}).", FAILED
+                return
+            with self._lock:
+                if self._slots.get(slot.key) is not slot:  # unloaded or replaced while loading
+                    del lm
+                    self._free()
+                    return
+                slot.lm, slot.load_seconds, slot.state = lm, time.perf_counter() - t0, READY
+
+        t = threading.Thread(target=run, name=f"model-loader-{slot.name}-{slot.quant}", daemon=True)
+        self._threads = [th for th in self._threads if th.is_alive()] + [t]
+        t.start()
+
+    def _evict(self) -> None:
+        """Drop least recently used non-primary models beyond max_models (lock held)."""
+        while len(self._slots) > max(1, self.max_models):
+            victims = sorted((s for k, s in self._slots.items() if k != self._primary), key=lambda s: s.last_used)
+            if not victims:
+                return
+            log.info("unloading a model to stay within max_models", extra={"fields": {"quant": victims[0].quant}})
+            del self._slots[victims[0].key]
+        self._free()
+
+    @staticmethod
+    def _free() -> None:
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover
+            pass
+
+    def wait_loaded(self, timeout: float | None = None) -> None:
+        """Wait for every load in flight (tests, startup scripts)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in list(self._threads):
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    # ---- lookup ---------------------------------------------------------------------------
+    def get(self, name: str | None = None, quant: str | None = None):
+        """The LoadedModel for (name, quant), defaulting to the primary's; raises ModelNotLoaded."""
+        primary = self._primary or (self.model_name, _canonical_quant(self.quantization))
+        key = (name or primary[0], _canonical_quant(quant) if quant is not None else primary[1])
+        with self._lock:
+            slot = self._slots.get(key)
+        if slot is None or slot.state != READY:
+            what = f"'{key[0]}' ({key[1]})"
+            if slot is not None and slot.state == LOADING:
+                raise ModelNotLoaded(f"{what} is still loading; try again in a moment.")
+            loaded = ", ".join(f"{s['model']} ({s['quant']})" for s in self.models() if s["state"] == READY) or "none"
+            raise ModelNotLoaded(f"{what} is not loaded (loaded: {loaded}); an admin can load it.")
+        slot.last_used = time.monotonic()
+        return slot.lm
+
+    def models(self) -> list[dict]:
+        with self._lock:
+            return [s.describe(primary=(k == self._primary)) for k, s in self._slots.items()]
+
+    def ready_modes(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return [k for k, s in self._slots.items() if s.state == READY]

@@ -18,6 +18,29 @@ def smollm():
     return load_model("smollm2-135m", device="cpu")
 
 
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """A tiny random Llama with SmolLM2's tokenizer, saved like any local model folder."""
+    import shutil
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from heta_lite.models.gguf_convert import converted_folder
+    from heta_lite.models.registry import resolve_model_name
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    src = converted_folder(resolve_model_name("smollm2-135m"))
+    for f in src.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "chat_template")):
+            shutil.copy(f, folder / f.name)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      initializer_range=0.2, tie_word_embeddings=True)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    return str(folder)
+
+
 class LiveServer:
     """run.py in a subprocess on a free loopback port; its log is kept for privacy checks."""
 
