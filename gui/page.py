@@ -116,7 +116,7 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
                 chat = ui.switch("Chat template", value=False) \
                     .tooltip("On: the prompt is sent as a user message to the assistant (good for questions). "
                              "Off: the model simply continues the text.")
-                max_new = ui.number("New tokens", value=12, min=1, max=64, step=1).classes("w-28")
+                max_new = ui.number("New tokens", value=12, min=1, max=64, step=1).classes("w-28").mark("new-tokens")
                 ui.button("Generate", on_click=lambda: start_generate()).props("id=generate").mark("generate")
             estimate = ui.label("Expected time per quality appears after Generate (a rough estimate, measured on "
                                 "this machine for your prompt's length).").classes("text-sm text-gray-600") \
@@ -296,6 +296,10 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
         if not text.strip():
             show_error("The prompt is empty; type some text or click an example.")
             return
+        n_new = max_new.value
+        if n_new is None or not float(n_new).is_integer() or not 1 <= int(n_new) <= 64:
+            show_error(f"New tokens must be a whole number from 1 to 64, got {n_new}.")
+            return
         page["estimate_key"] = None
         from heta_lite.targets import build_context
 
@@ -305,7 +309,7 @@ def build_page(state: AppState, job_id: str | None = None) -> None:
             show_error(str(err))
             return
         page["lm"] = lm
-        spec = TargetSpec(generated=0, max_new_tokens=int(max_new.value or 12), chat=bool(chat.value) if
+        spec = TargetSpec(generated=0, max_new_tokens=int(n_new), chat=bool(chat.value) if
                           getattr(lm.tokenizer, "chat_template", None) else False)
         s = settings()
 
