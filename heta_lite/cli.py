@@ -52,6 +52,8 @@ def _quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
     except ImportError:
         pass
+    # bitsandbytes warns at import about optional CPU kernels ('kernels' package) we do not use
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
 if __name__ == "__main__":

@@ -318,3 +318,18 @@ def test_quant_compare_rejects_bad_modes(tmp_path):
 
     assert main(["quant-compare", "--modes", "none", "--dataset", "x.jsonl", "--out", str(tmp_path)]) == 2
     assert main(["quant-compare", "--modes", "none,5bit", "--dataset", "x.jsonl", "--out", str(tmp_path)]) == 2
+
+
+def test_explain_cli_in_a_quantized_mode_says_where_derivatives_came_from(tiny_folder, tmp_path, capsys):
+    from heta_lite.cli import main
+
+    out = tmp_path / "r.json"
+    rc = main(["explain", "--model", tiny_folder, "--device", "cpu", "--quant", "4bit-fp4-dq", "--prompt", PROMPT,
+               "--target-pos", "5", "--quality", "fast", "--no-chat", "--json", str(out), "--cache-dir", "off"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "derivatives (4bit-fp4-dq): quantized-layers: autograd through the 4bit-fp4-dq layers agrees" in text
+    report = json.loads(out.read_text())
+    assert report["model"]["quant"] == {"mode": "4bit-fp4-dq", "bits": 4, "bitsandbytes": bnb.__version__,
+                                        "quant_type": "fp4", "double_quant": True}
+    assert report["derivatives"]["check"]["passed"] is True

@@ -113,6 +113,9 @@ def print_table(report: dict, top: int, stream) -> None:
         print(line, file=stream)
     for note in report.get("notes", []):
         print(f"note: {note}", file=stream)
+    if report.get("derivatives"):
+        d = report["derivatives"]
+        print(f"derivatives ({report['model']['quantization']}): {d['path']}: {d['reason']}", file=stream)
     timings = report["timings_s"]
     print(f"({report['method']}, quality {report['settings']['quality']}: "
           f"{timings.get('attribution_total', 0):.1f} s attribution, "
