@@ -60,6 +60,17 @@ def _canonical_quant(quant: str | None) -> str:
     return QuantMode.parse(quant).name
 
 
+def _resolve_auto(name: str) -> str:
+    """'auto' names the default model of this machine, so the registry lists what really loads."""
+    if name != "auto":
+        return name
+    import torch
+
+    from heta_lite.models.registry import default_model_name
+
+    return default_model_name(torch.cuda.is_available())
+
+
 @dataclass
 class AppState:
     model_name: str = "auto"
@@ -91,7 +102,7 @@ class AppState:
     @lm.setter
     def lm(self, lm) -> None:
         """Install an already-loaded model as the primary (tests, notebooks)."""
-        key = (self.model_name, getattr(lm, "quantization", "none"))
+        key = (_resolve_auto(self.model_name), getattr(lm, "quantization", "none"))
         with self._lock:
             self._slots[key] = ModelSlot(*key, state=READY, lm=lm, load_seconds=getattr(lm, "load_seconds", None))
             self._primary = key
@@ -115,6 +126,7 @@ class AppState:
         """Start loading (name, quant) in a background thread, or return it if present. With
         `primary`, it becomes the primary now (requests wait for it: 503 model_loading)."""
         quant = _canonical_quant(quant)
+        name = _resolve_auto(name)
         key = (name, quant)
         with self._lock:
             slot = self._slots.get(key)
@@ -142,7 +154,7 @@ class AppState:
         return slot
 
     def unload(self, name: str, quant: str = "none") -> None:
-        key = (name, _canonical_quant(quant))
+        key = (_resolve_auto(name), _canonical_quant(quant))
         with self._lock:
             if key not in self._slots:
                 raise ModelNotLoaded(f"'{name}' ({key[1]}) is not loaded.")
@@ -206,8 +218,8 @@ class AppState:
     # ---- lookup ---------------------------------------------------------------------------
     def get(self, name: str | None = None, quant: str | None = None):
         """The LoadedModel for (name, quant), defaulting to the primary's; raises ModelNotLoaded."""
-        primary = self._primary or (self.model_name, _canonical_quant(self.quantization))
-        key = (name or primary[0], _canonical_quant(quant) if quant is not None else primary[1])
+        primary = self._primary or (_resolve_auto(self.model_name), _canonical_quant(self.quantization))
+        key = (_resolve_auto(name) if name else primary[0], _canonical_quant(quant) if quant is not None else primary[1])
         with self._lock:
             slot = self._slots.get(key)
         if slot is None or slot.state != READY:
