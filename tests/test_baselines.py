@@ -115,17 +115,19 @@ def test_every_method_zeroes_unscored_tokens(lm):
         assert res.scores[0] == 0 and res.scores[3] == 0, name
 
 
-def test_gradient_methods_refused_on_quantized_models(lm):
+def test_quantized_models_record_where_gradient_methods_took_derivatives(lm):
+    """Gradient methods on a model flagged quantized go through quant.derivatives (the path is in
+    the report); methods without gradients record none. Real and fake quantized layers, and the
+    fallback's exactness, are tested in tests/test_quant.py."""
     from heta_lite.engine import explain_context
-    from heta_lite.errors import InputError
     from heta_lite.targets import Context
     from heta_lite.tokens import TokenInfo
 
-    q = wrap_model(tiny_qwen2(), quantization="4bit")  # the flag is what the guard reads
+    q = wrap_model(tiny_qwen2(), quantization="8bit")  # flagged, but no bitsandbytes layers inside
     toks = [TokenInfo(i, 5 + i, "t", "t", i, i + 1, False, "prompt") for i in range(6)]
     ctx = Context("p", "tttttt", "position", False, [5 + i for i in range(6)], 5, toks, 6)
     for method in ("heta", "saliency", "integrated_gradients", "heta-S"):
-        with pytest.raises(InputError, match="not validated"):
-            explain_context(q, ctx, HetaSettings.preset("fast"), method)
+        exp = explain_context(q, ctx, HetaSettings.preset("fast"), method)
+        assert exp.derivatives["path"] == "model" and "not quantized" in exp.derivatives["reason"]
     for method in ("attention", "occlusion", "heta-M"):
-        explain_context(q, ctx, HetaSettings.preset("balanced"), method)  # no gradients: allowed
+        assert explain_context(q, ctx, HetaSettings.preset("balanced"), method).derivatives is None
