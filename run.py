@@ -40,6 +40,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def is_desktop(host: str) -> bool:
+    """Desktop mode: the server is bound to loopback only, so the person at the machine owns it (the
+    page then lets a directly connected user change models without the admin token)."""
+    return host.strip().lower() in LOOPBACK
+
+
 def open_browser(args: argparse.Namespace, environ=None, platform: str | None = None) -> bool:
     """Open a browser tab unless --no-browser, and never on a headless machine (no X11/Wayland
     display); Windows and macOS always have one."""
@@ -69,7 +75,7 @@ def main(argv=None) -> None:
     # Desktop mode (bound to loopback): the GUI lets a user connected directly (not through a proxy)
     # switch models without the admin token; the API always needs the token.
     state = AppState(model_name=args.model, quantization=args.quant, default_quality=args.quality,
-                     max_models=args.max_models, desktop=args.host in LOOPBACK,
+                     max_models=args.max_models, desktop=is_desktop(args.host),
                      queue=JobQueue(concurrency=args.concurrency, max_queued=args.max_queued,
                                     time_limit_s=args.time_limit), cache=cache)
     state.start_loading(args.device)

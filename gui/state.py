@@ -137,7 +137,9 @@ class AppState:
             if primary:
                 self._primary = key
             slot.last_used = time.monotonic()
-            self._evict()
+            evicted = self._evict()
+        if evicted:
+            self._free()  # outside the lock: lookups for loaded models never wait on gc
         return slot
 
     def reload(self) -> ModelSlot:
@@ -149,6 +151,7 @@ class AppState:
             old = self._slots[self._primary]
             self._slots[self._primary] = slot
             self._start_thread(slot)
+        old.lm = None  # running jobs keep their own reference until they finish
         del old
         self._free()
         return slot
@@ -160,7 +163,7 @@ class AppState:
                 raise ModelNotLoaded(f"'{name}' ({key[1]}) is not loaded.")
             if key == self._primary:
                 raise HetaError("The primary model cannot be unloaded; make another model primary first.")
-            del self._slots[key]
+            self._slots.pop(key).lm = None
         self._free()
 
     def _start_thread(self, slot: ModelSlot) -> None:
@@ -178,25 +181,29 @@ class AppState:
                 slot.error, slot.state = f"Could not load the model ({type(err).__name__}: {err}).", FAILED
                 return
             with self._lock:
-                if self._slots.get(slot.key) is not slot:  # unloaded or replaced while loading
-                    del lm
-                    self._free()
-                    return
-                slot.lm, slot.load_seconds, slot.state = lm, time.perf_counter() - t0, READY
+                current = self._slots.get(slot.key) is slot
+                if current:
+                    slot.lm, slot.load_seconds, slot.state = lm, time.perf_counter() - t0, READY
+            if not current:  # unloaded, evicted or replaced while loading: drop the weights
+                del lm
+                self._free()
 
         t = threading.Thread(target=run, name=f"model-loader-{slot.name}-{slot.quant}", daemon=True)
         self._threads = [th for th in self._threads if th.is_alive()] + [t]
         t.start()
 
-    def _evict(self) -> None:
-        """Drop least recently used non-primary models beyond max_models (lock held)."""
+    def _evict(self) -> int:
+        """Drop least recently used non-primary models beyond max_models (lock held; the caller
+        frees memory after releasing it). Returns how many went."""
+        evicted = 0
         while len(self._slots) > max(1, self.max_models):
             victims = sorted((s for k, s in self._slots.items() if k != self._primary), key=lambda s: s.last_used)
             if not victims:
-                return
+                break
             log.info("unloading a model to stay within max_models", extra={"fields": {"quant": victims[0].quant}})
-            del self._slots[victims[0].key]
-        self._free()
+            self._slots.pop(victims[0].key).lm = None
+            evicted += 1
+        return evicted
 
     @staticmethod
     def _free() -> None:
