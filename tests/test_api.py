@@ -104,6 +104,15 @@ def test_admin_actions_need_a_token(tmp_path, monkeypatch):
         assert httpx.post(srv.url + "/api/v1/admin/clear-cache").status_code == 403
         r = httpx.post(srv.url + "/api/v1/admin/clear-cache", headers={"x-admin-token": "s3cret"})
         assert r.status_code == 200
+        # the model registry on the real server: listed for admins only, users can't trigger loads
+        assert httpx.get(srv.url + "/api/v1/admin/models").json()["error"]["code"] == "forbidden"
+        listed = httpx.get(srv.url + "/api/v1/admin/models", headers={"x-admin-token": "s3cret"}).json()
+        assert [(m["model"], m["quant"], m["state"], m["primary"]) for m in listed["models"]] == \
+            [("smollm2-135m", "none", "ready", True)] and listed["max_models"] == 2
+        r = httpx.post(srv.url + "/api/v1/explain", json={"prompt": "Hello there", "quant": "8bit"}, timeout=60)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "model_not_loaded"
+        assert len(httpx.get(srv.url + "/api/v1/admin/models", headers={"x-admin-token": "s3cret"}).json()["models"]) == 1
+        assert httpx.get(srv.url + "/api/v1/health").json()["models"][0]["primary"] is True
     finally:
         srv.stop()
 
