@@ -177,3 +177,22 @@ def test_permuted_scores_keep_the_distribution_and_zero_unscored():
     a = permuted_scores(s, sc, seed=1)
     assert a[0] == 0 and sorted(a[1:]) == [1.0, 2.0, 3.0, 5.0]
     assert np.array_equal(a, permuted_scores(s, sc, seed=1))
+
+
+def test_delete_mode_never_removes_every_token(setup):
+    """A context whose tokens are all scored (a short plain prompt): 'delete' stops at n - 1,
+    'zero' may zero them all; the random baseline uses the same k's as the top-k curve."""
+    from heta_lite.faithfulness.metrics import removable_ks
+
+    lm, X = setup
+    X5 = X[:5]
+    scored = np.ones(5, dtype=bool)
+    scores = np.arange(5.0)
+    assert removable_ks([1, 2, 3, 5], 5, "delete") == [1, 2, 3]
+    assert removable_ks([1, 2, 3, 5], 5, "zero") == [1, 2, 3, 5]
+    d = deletion(lm, X5, 7, scores, scored, mode="delete", ks=[1, 2, 3, 5], random_draws=2)
+    assert d.ks == [1, 2, 3] and len(d.drop_top) == len(d.drop_random) == 3
+    assert d.drop_top[2] == pytest.approx(d.p_full - _p(lm, X5[:2], 7), rel=2e-4, abs=1e-9)
+    z = deletion(lm, X5, 7, scores, scored, mode="zero", ks=[1, 2, 3, 5], random_draws=2)
+    assert z.ks == [1, 2, 3, 5]
+    assert z.drop_top[3] == pytest.approx(z.p_full - _p(lm, torch.zeros_like(X5), 7), rel=2e-4, abs=1e-9)

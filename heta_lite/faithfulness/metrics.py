@@ -54,6 +54,13 @@ def k_values(n_scored: int) -> list[int]:
     return sorted({k for k in ks if k <= n_scored})
 
 
+def removable_ks(ks: list[int], n: int, mode: str) -> list[int]:
+    """The k's a removal mode can take on an n-token context: 'delete' stops at n - 1, since deleting
+    every token leaves no position to predict from (a 5-token prompt whose tokens are all scored);
+    'zero' keeps them all (a context of zero embeddings still has positions)."""
+    return [k for k in ks if k < n] if mode == "delete" else list(ks)
+
+
 def top_k(scores: np.ndarray, scored: np.ndarray, k: int) -> list[int]:
     idx = np.flatnonzero(scored)
     order = idx[np.argsort(-scores[idx], kind="stable")]
@@ -106,7 +113,7 @@ def deletion_random(lm: LoadedModel, X: torch.Tensor, y: int, scored: np.ndarray
                     ks: list[int] | None = None, random_draws: int = 5, seed: int = 0) -> tuple[float, list[float]]:
     """(p(y | X), [mean over `random_draws` random k-subsets of the drop in p(y) for each k]).
     Depends only on the item, never on the method: compute it once per item."""
-    ks = ks or k_values(int(scored.sum()))
+    ks = removable_ks(ks or k_values(int(scored.sum())), X.shape[0], mode)
     subsets = random_subsets(scored, ks, random_draws, seed)
     flat = [r for k in ks for r in subsets[k]]
     p0, drops = removal_drops(lm, X, y, flat, mode)
@@ -120,7 +127,7 @@ def deletion(lm: LoadedModel, X: torch.Tensor, y: int, scores: np.ndarray, score
     drop_k = p(y | X) - p(y | X without those k), random averaged over `random_draws` draws.
     `random` = a deletion_random(...) result for the same (X, y, scored, mode, ks, draws, seed)
     to reuse (the evaluation computes it once per item)."""
-    ks = ks or k_values(int(scored.sum()))
+    ks = removable_ks(ks or k_values(int(scored.sum())), X.shape[0], mode)
     p0, drop_rand = random or deletion_random(lm, X, y, scored, mode, ks, random_draws, seed)
     _, drop_top = removal_drops(lm, X, y, [top_k(scores, scored, k) for k in ks], mode, p_full=p0)
     return DeletionResult(ks=ks, p_full=p0, drop_top=drop_top, drop_random=list(drop_rand))
