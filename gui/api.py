@@ -29,7 +29,7 @@ from heta_lite.errors import (HetaError, InputError, JobCancelled, JobTimeout, M
 from heta_lite.jobs import DONE, FINISHED, QueueFull
 
 from .ratelimit import Limits, RateLimiter, client_id
-from .state import AppState, ModelNotLoaded
+from .state import FAILED, LOADING, AppState, ModelNotLoaded
 from .telemetry import Metrics
 
 log = logging.getLogger("heta_lite.api")
@@ -96,8 +96,10 @@ def error(status: int, code: str, message: str, field: str | None = None,
 
 def error_for(err: Exception) -> JSONResponse:
     if isinstance(err, ModelNotLoaded):
-        if "still loading" in str(err):
+        if err.state == LOADING:
             return error(503, "model_loading", str(err), retry_after=10)
+        if err.state == FAILED:
+            return error(503, "model_failed", str(err))
         return error(409, "model_not_loaded", str(err))
     if isinstance(err, QueueFull):
         return error(503, "queue_full", str(err), retry_after=err.retry_after_s)
@@ -204,8 +206,9 @@ def register_api(app: FastAPI, state: AppState, limits: Limits | None = None, me
             return error(429, "rate_limited", f"Too many requests; try again in {int(wait) + 1} s.",
                          retry_after=int(wait) + 1)
         if not state.ready and body.model is None and body.quant is None:
-            return error(503, "model_loading", state.load_error or "The model is still loading; try again soon.",
-                         retry_after=10)
+            if state.load_error:  # the primary's load failed: retrying will not help until an admin acts
+                return error(503, "model_failed", f"The model failed to load: {state.load_error}")
+            return error(503, "model_loading", "The model is still loading; try again soon.", retry_after=10)
         try:
             fn = _explain_job(state, body)
         except HetaError as err:

@@ -24,9 +24,16 @@ LOADING, READY, FAILED = "loading", "ready", "failed"
 
 
 class ModelNotLoaded(HetaError):
-    """A request named a model/mode that is not loaded (users never trigger loads)."""
+    """A request named a model/mode that is not loaded (users never trigger loads).
+
+    `state` says why: LOADING (try again soon), FAILED (its load failed; an admin must act) or
+    None (never loaded, or unloaded), so callers never have to read the message to decide."""
 
     code = "model_not_loaded"
+
+    def __init__(self, message: str, state: str | None = None):
+        super().__init__(message)
+        self.state = state
 
 
 @dataclass
@@ -232,7 +239,9 @@ class AppState:
         if slot is None or slot.state != READY:
             what = f"'{key[0]}' ({key[1]})"
             if slot is not None and slot.state == LOADING:
-                raise ModelNotLoaded(f"{what} is still loading; try again in a moment.")
+                raise ModelNotLoaded(f"{what} is still loading; try again in a moment.", state=LOADING)
+            if slot is not None and slot.state == FAILED:
+                raise ModelNotLoaded(f"{what} failed to load: {slot.error}", state=FAILED)
             loaded = ", ".join(f"{s['model']} ({s['quant']})" for s in self.models() if s["state"] == READY) or "none"
             raise ModelNotLoaded(f"{what} is not loaded (loaded: {loaded}); an admin can load it.")
         slot.last_used = time.monotonic()

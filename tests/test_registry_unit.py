@@ -5,6 +5,7 @@ message, and the desktop flag follows run.py's --host. Real loads: tests/test_mo
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -135,8 +136,12 @@ def test_failed_loads_keep_their_message_and_can_be_retried(state, loader):
     assert slot.state == FAILED and "not on the hub" in slot.error
     listed = next(m for m in state.models() if m["model"] == "broken")
     assert listed["state"] == FAILED and listed["error"] == slot.error
-    with pytest.raises(ModelNotLoaded, match="an admin can load it"):
+    with pytest.raises(ModelNotLoaded, match="failed to load: No model 'broken'") as err:
         state.get("broken")
+    assert err.value.state == FAILED  # callers decide by state, never by the message's words
+    with pytest.raises(ModelNotLoaded, match="an admin can load it") as never:
+        state.get("never-loaded")
+    assert never.value.state is None
     del fail["broken"]
     retry = state.load("broken", "none")  # a failed entry is loaded again, not returned as is
     state.wait_loaded(10)
@@ -156,8 +161,69 @@ def test_primary_load_failure_is_the_load_error(loader):
         st.queue.shutdown()
 
 
+def test_api_tells_loading_failed_and_not_loaded_apart(loader):
+    """Each registry state maps to its own HTTP answer: loading 503 + Retry-After (wait), failed
+    503 model_failed without Retry-After (waiting will not help), absent 409 model_not_loaded."""
+    import json
+
+    from gui.api import error_for
+
+    _, gates, fail = loader
+    state = AppState(model_name="primary-model", queue=JobQueue(), max_models=3)  # room for all three
+    state.start_loading()
+    gates["slow"] = threading.Event()
+    fail["broken"] = ModelUnavailableError("Not cached and no network.")
+    state.load("slow")
+    broken = state.load("broken")
+    try:
+        deadline = time.monotonic() + 10  # 'broken' fails on its own thread; 'slow' stays loading
+        while broken.state != FAILED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        answers = {}
+        for name in ("slow", "broken", "absent"):
+            with pytest.raises(ModelNotLoaded) as err:
+                state.get(name)
+            resp = error_for(err.value)
+            answers[name] = (resp.status_code, json.loads(resp.body)["error"]["code"], resp.headers.get("retry-after"))
+    finally:
+        gates["slow"].set()
+        state.wait_loaded(10)
+        state.queue.shutdown()
+    assert answers["slow"] == (503, "model_loading", "10")
+    assert answers["absent"] == (409, "model_not_loaded", None)
+    assert answers["broken"][:2] == (503, "model_failed") and answers["broken"][2] is None
+
+
 def test_desktop_mode_follows_the_bind_address():
     assert run.is_desktop(run.parse_args([]).host)  # the default binds loopback
     assert run.is_desktop("localhost") and run.is_desktop("::1")
     assert not run.is_desktop(run.parse_args(["--host", "0.0.0.0"]).host)
     assert not run.is_desktop("192.168.1.20")
+
+
+def test_explain_route_says_the_primary_failed_rather_than_loading(loader):
+    """A primary whose load failed is not 'loading': the API says so, with its reason and no
+    Retry-After, and keeps serving health."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from gui.api import register_api
+    from gui.ratelimit import Limits
+
+    _, _, fail = loader
+    fail["primary-model"] = ModelUnavailableError("Not cached and no network.")
+    st = AppState(model_name="primary-model", queue=JobQueue())
+    app = FastAPI()
+    register_api(app, st, Limits(requests_per_minute=600, concurrent_jobs=8))
+    try:
+        st.start_loading()
+        st.wait_loaded(10)
+        with TestClient(app) as client:
+            r = client.post("/api/v1/explain", json={"prompt": "Hello there", "quality": "fast"})
+            assert r.status_code == 503 and r.json()["error"]["code"] == "model_failed"
+            assert "Not cached and no network." in r.json()["error"]["message"] and "retry-after" not in r.headers
+            health = client.get("/api/v1/health")  # answers (503: not ready) and names the failure
+            assert health.status_code == 503 and health.json()["status"] == "error"
+            assert health.json()["models"][0]["state"] == FAILED
+    finally:
+        st.queue.shutdown()

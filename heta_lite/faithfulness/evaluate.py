@@ -251,11 +251,13 @@ def _markdown(summary: dict, methods: list[str], out_dir: Path) -> None:
     lines = [f"Items whose target is in the model's top-5: {summary['top5_items']} of {summary['items']}. "
              "Each cell: mean [95% bootstrap interval] over those items.", ""]
     lines += _table(summary["methods"], methods)
-    lines += ["", f"Items whose target is NOT in the model's top-5 ({len(summary['not_top5_items'])}: "
-                  f"{', '.join(summary['not_top5_items'][:30])}{' ...' if len(summary['not_top5_items']) > 30 else ''}"
-                  "), reported separately:", ""]
-    if summary["not_top5_items"]:
+    missed = summary["not_top5_items"]
+    if missed:
+        lines += ["", f"Items whose target is NOT in the model's top-5 ({len(missed)}: "
+                      f"{', '.join(missed[:30])}{' ...' if len(missed) > 30 else ''}), reported separately:", ""]
         lines += _table(summary["not_top5"], methods)
+    else:
+        lines += ["", "Items whose target is NOT in the model's top-5: none."]
     lines += ["", f"Errors: {len(summary['errors'])}.", "",
               "aopc_zero / aopc_delete: mean drop of p(target) over k = 1, 2, 3, 5, 10%, 20%, 30% of the scored "
               "tokens removed (zero embedding / token deleted); higher is better. win_*: fraction of items where the "
