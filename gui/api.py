@@ -205,10 +205,11 @@ def register_api(app: FastAPI, state: AppState, limits: Limits | None = None, me
         if wait > 0:
             return error(429, "rate_limited", f"Too many requests; try again in {int(wait) + 1} s.",
                          retry_after=int(wait) + 1)
-        if not state.ready and body.model is None and body.quant is None:
-            if state.load_error:  # the primary's load failed: retrying will not help until an admin acts
-                return error(503, "model_failed", f"The model failed to load: {state.load_error}")
-            return error(503, "model_loading", "The model is still loading; try again soon.", retry_after=10)
+        if body.model is None and body.quant is None and not state.ready:
+            try:  # answer before any validation; the registry's state picks loading (503 + Retry-After) or failed
+                state.get()
+            except ModelNotLoaded as err:
+                return error_for(err)
         try:
             fn = _explain_job(state, body)
         except HetaError as err:
