@@ -16,9 +16,8 @@ import numpy as np
 
 from experiments.common import spearman, topk_overlap, write_results
 from heta_lite import HetaSettings, TargetSpec
-from heta_lite.engine import explain_context
+from heta_lite.engine import explain_context, make_context
 from heta_lite.models import load_model
-from heta_lite.targets import build_context
 
 PROMPTS = [
     "The capital of France is",
@@ -54,7 +53,7 @@ def main(argv=None) -> None:
     per = {q: {c: {"spearman": [], "top5": []} for c in ("final", "M", "S", "I")} for q in ("fast", "balanced")}
     times = {q: [] for q in ("fast", "balanced", "accurate")}
     for k, prompt in enumerate(prompts):
-        ctx = build_context(lm.model, lm.tokenizer, prompt, TargetSpec(generated=0, max_new_tokens=1))
+        ctx = make_context(lm, prompt, TargetSpec(generated=0, max_new_tokens=1), HetaSettings())
         scored = np.asarray(ctx.scored)
         acc = explain_context(lm, ctx, HetaSettings.preset("accurate"))
         times["accurate"].append(acc.timings["attribution_total"])

@@ -101,16 +101,15 @@ def build_quant_panel(state, submit: Callable, show_error: Callable[[str | None]
             show_error(str(err))
             return
         show_error(None)
-        from heta_lite.engine import explain_context
-        from heta_lite.targets import TargetSpec, build_context
+        from heta_lite.engine import explain_context, make_context
+        from heta_lite.targets import TargetSpec
 
         s = settings_fn()
         spec = TargetSpec(generated=0, max_new_tokens=1,
                           chat=bool(chat_fn()) if getattr(lm_a.tokenizer, "chat_template", None) else False)
 
         def job(control):
-            ctx = build_context(lm_a.model, lm_a.tokenizer, text, spec, max_tokens=s.max_tokens, cache=state.cache,
-                                revision=f"{lm_a.name}@{lm_a.revision}")
+            ctx = make_context(lm_a, text, spec, s, state.cache)
             ea = explain_context(lm_a, ctx, s, "heta", control=control, cache=state.cache)
             eb = explain_context(lm_b, ctx, s, "heta", control=control, cache=state.cache)
             return ea, eb

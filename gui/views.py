@@ -17,8 +17,14 @@ def colour(value: float, vmax: float) -> tuple[str, str]:
     return bg, ("white" if x > 0.6 else "black")
 
 
-def tooltip(tok: dict) -> str:
+FRAME_TIP = ("frame token: the model sees it before your text, so that position 0 (where models park surplus "
+             "attention) is not your first word; never scored")
+
+
+def tooltip(tok: dict, frame_why: str = "") -> str:
     """Hover text of one heatmap token (lines separated by newlines)."""
+    if tok.get("origin") == "frame":
+        return f"position {tok['index']}: {tok['display']}\n{FRAME_TIP}" + (f"\n({frame_why})" if frame_why else "")
     if tok["special"]:
         return f"position {tok['index']}: {tok['display']}\nspecial/template token, not scored"
     comps = " · ".join(f"{k} {v['raw']:.3g} ({v['normalised']:.1%})" for k, v in tok["components"].items())
@@ -30,21 +36,39 @@ def heatmap_html(report: dict) -> str:
     """Tokens as coloured spans; hover (title) shows the numbers; newlines break the line."""
     scored = [t["normalised"] for t in report["tokens"] if not t["special"]]
     vmax = max(scored) if scored else 1.0
+    why = (report.get("frame") or {}).get("why", "")
     parts = []
     for t in report["tokens"]:
         if t["special"]:
-            style = "background:#eee;color:#999"
+            style = "background:#eee;color:#999" + (";font-style:italic" if t.get("origin") == "frame" else "")
         else:
             bg, fg = colour(t["normalised"], vmax)
             style = f"background:{bg};color:{fg}"
         parts.append(f'<span class="heta-tok" data-index="{t["index"]}" data-percentile="{t["percentile"]}" '
-                     f'data-tip="{html.escape(tooltip(t))}" style="{style}">{html.escape(t["display"] or "·")}</span>')
+                     f'data-origin="{html.escape(t.get("origin", ""))}" data-tip="{html.escape(tooltip(t, why))}" '
+                     f'style="{style}">{html.escape(t["display"] or "·")}</span>')
         if "\n" in t["text"]:
             parts.append("<br>")
     tgt = report["target"]
     parts.append(f'<span class="heta-target" data-tip="the target: p = {tgt["prob"]:.3f}, rank {tgt["rank"]}">'
                  f'{html.escape(tgt["display"])}</span>')
     return '<div class="heta-heatmap">' + "".join(parts) + "</div>"
+
+
+def check_html(report: dict) -> str:
+    """The faithfulness check in one line: verdict, p(y) before, after deleting the top-k, after
+    deleting k random tokens; green when the top tokens matter more than random ones."""
+    c = report.get("faithfulness_check")
+    if not c:
+        return ""
+    colour_ = "#1b5e20" if c["passed"] else "#b71c1c"
+    mark = "&#10003;" if c["passed"] else "&#10007;"
+    tip = (f"deleting the top-{c['k']} tokens vs {c['draws']} random draws of {c['k']} scored tokens "
+           f"(frame kept); the top-{c['k']} deletion lowered p more than {c['beats_draws']} of {c['draws']} draws")
+    return (f'<div class="heta-check" data-passed="{str(c["passed"]).lower()}" data-tip="{html.escape(tip)}" '
+            f'style="color:{colour_}">{mark} Faithfulness check: {html.escape(c["verdict"])}. '
+            f'p = {c["p_before"]:.3f} → {c["p_after_top"]:.3f} after deleting the top-{c["k"]} tokens, '
+            f'{c["p_after_random"]:.3f} after deleting {c["k"]} random ones.</div>')
 
 
 def memory_chart(samples: list[tuple[str, float, float | None]]) -> dict:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import psutil
 import torch
 
+from .cache import ModelIdentity
 from .errors import ResourceLimitError
 from .models.loader import LoadedModel
 from .settings import PRESETS, QUALITIES, HetaSettings
@@ -47,7 +48,7 @@ def calibrate(lm: LoadedModel, n: int) -> Calibration:
     from .components.curvature import TargetGraph
 
     nb = max(BUCKET, ((n + BUCKET - 1) // BUCKET) * BUCKET)
-    key = (lm.name, lm.revision, lm.quantization, str(lm.device), nb)
+    key = (ModelIdentity.of(lm), str(lm.device), nb)
     if key in _CALIBRATION:
         return _CALIBRATION[key]
     d = lm.model.get_input_embeddings().weight.shape[1]

@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import time
 import traceback
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from . import __version__
+from .cache import ModelIdentity, cache_key
 from .combine import percentiles, ranks
 from .control import JobControl
 from .errors import HetaError, InputError, ResourceLimitError
+from .faithfulness.check import FaithfulnessCheck, faithfulness_check
 from .methods import AttributionResult, MethodInput, get_method
 from .models.loader import LoadedModel, attention_implementation
 from .settings import HetaSettings
@@ -67,6 +66,8 @@ class Explanation:
     memory: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     derivatives: dict[str, Any] | None = None  # quantized models: where gradients/HVPs were taken, and why
+    frame: dict[str, Any] = field(default_factory=dict)  # the frame and its two diagnostics (frame_report)
+    check: FaithfulnessCheck | None = None  # top-k vs random deletion, when settings.check
     created: float = field(default_factory=time.time)
     version: str = __version__
 
@@ -105,20 +106,11 @@ def logits_at_last(lm: LoadedModel, X: torch.Tensor) -> torch.Tensor:
         return lm.model(inputs_embeds=X[None], use_cache=False, logits_to_keep=1).logits[0, -1]
 
 
-@lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """Hash of the package's source: a code change never serves an explanation computed by old code."""
-    root = Path(__file__).parent
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def report_key(lm: LoadedModel, ctx: Context, settings: HetaSettings, method: str) -> tuple:
-    """Everything that determines an explanation's numbers."""
-    return (lm.name, lm.revision, lm.quantization, str(lm.dtype), str(lm.device.type), method, settings.to_dict(),
-            ctx.ids[: ctx.target_pos + 1], ctx.target_pos, ctx.prompt, ctx.chat, __version__, code_fingerprint())
+    """Everything that determines an explanation's numbers (and the report's text fields)."""
+    return cache_key(ModelIdentity.of(lm), "report", method=method, settings=settings.to_dict(),
+                     ids=ctx.ids[: ctx.target_pos + 1], target_pos=ctx.target_pos, prompt=ctx.prompt, chat=ctx.chat,
+                     mode=ctx.mode, prompt_len=ctx.prompt_len, frame=ctx.frame.to_dict())
 
 
 def plan_settings(lm: LoadedModel, ctx: Context, settings: HetaSettings,
@@ -153,16 +145,19 @@ def explain_context(lm: LoadedModel, ctx: Context, settings: HetaSettings, metho
     if not any(ctx.scored):
         raise InputError("The context before the target has no scorable tokens (only special or chat-template "
                          "tokens); pick a later target.", "target")
+    if ctx.frame.setting != settings.frame:
+        raise InputError(f"The context was built with frame '{ctx.frame.setting}' but the settings ask for "
+                         f"'{settings.frame}'; build (generate) it again with the same frame.", "frame")
     settings, notes = plan_settings(lm, ctx, settings, memory_limit_bytes)
     if cache is not None:
-        cached = cache.get("report", *report_key(lm, ctx, settings, method))
+        cached = cache.get(report_key(lm, ctx, settings, method))
         if isinstance(cached, Explanation):
             cached.timings = {**cached.timings, "cache_hit": 1.0}
             return cached
     exp = _explain_uncached(lm, ctx, settings, method, control, timer, cache)
     exp.notes.extend(notes)
     if cache is not None:
-        cache.set("report", exp, *report_key(lm, ctx, settings, method))
+        cache.set(report_key(lm, ctx, settings, method), exp)
     return exp
 
 
@@ -200,16 +195,45 @@ def _explain_uncached(lm: LoadedModel, ctx: Context, settings: HetaSettings, met
                 torch.cuda.empty_cache()
         logits = result.logits if result.logits is not None else logits_at_last(lm, X)
         stats = target_stats(lm, logits, ctx.target_id)
-    scored_np = np.asarray(ctx.scored)
-    scores = np.where(scored_np, result.scores, 0.0)
-    result.scores = scores
+        scored_np = np.asarray(ctx.scored)
+        scores = np.where(scored_np, result.scores, 0.0)
+        result.scores = scores
+        check = None
+        if settings.check and len(ctx.input_ids) > 1:
+            with timer.stage("faithfulness_check"):
+                control.step("faithfulness check", 0, 1)
+                check = faithfulness_check(lm, X, ctx.target_id, scores, scored_np, stats.prob, seed=settings.seed)
     total = scores.sum()
     normalised = scores / total if total > 0 else np.where(scored_np, 1.0 / scored_np.sum(), 0.0)
     timings = dict(timer.seconds)
     timings["attribution_total"] = time.perf_counter() - t0
     return Explanation(model=lm.describe(), method=method, settings=settings, context=ctx, target=stats,
                        result=result, normalised=normalised, percentile=percentiles(scores, scored_np),
-                       rank=ranks(scores, scored_np), timings=timings, memory=peak.to_dict(), derivatives=derivatives)
+                       rank=ranks(scores, scored_np), timings=timings, memory=peak.to_dict(), derivatives=derivatives,
+                       frame=frame_report(ctx, result, normalised), check=check)
+
+
+def frame_report(ctx: Context, result: AttributionResult, normalised: np.ndarray) -> dict[str, Any]:
+    """The frame (ids, why) and the spec's two diagnostics: the share of the gate's raw mass on
+    frame tokens (HETA methods only; None otherwise) and the final score's share on the first
+    content token (the word that would be the attention sink without a frame)."""
+    k = ctx.frame_len
+    gate_share = None
+    if result.gate_raw is not None:
+        m = np.clip(np.asarray(result.gate_raw, dtype=np.float64), 0.0, None)
+        gate_share = float(m[:k].sum() / m.sum()) if m.sum() > 0 else 0.0
+    first = ctx.first_content_index
+    return {**ctx.frame.to_dict(), "tokens": [t.display for t in ctx.tokens[:k]],
+            "gate_mass_on_frame": gate_share,
+            "first_content_index": first,
+            "first_content_share": None if first is None else float(normalised[first])}
+
+
+def make_context(lm: LoadedModel, prompt: str, target: TargetSpec, settings: HetaSettings, cache=None) -> Context:
+    """The context of `prompt` and `target` as this model sees it: framed per `settings.frame`,
+    within `settings.max_tokens`; tokenization and generation reused from `cache`."""
+    return build_context(lm.model, lm.tokenizer, prompt, target, max_tokens=settings.max_tokens, cache=cache,
+                         identity=ModelIdentity.of(lm), frame=settings.frame)
 
 
 def explain(lm: LoadedModel, prompt: str, target: TargetSpec | None = None, settings: HetaSettings | None = None,
@@ -220,6 +244,5 @@ def explain(lm: LoadedModel, prompt: str, target: TargetSpec | None = None, sett
     target = target or TargetSpec()
     timer = StageTimer()
     with timer.stage("context"):
-        ctx = build_context(lm.model, lm.tokenizer, prompt, target, max_tokens=settings.max_tokens, cache=cache,
-                            revision=f"{lm.name}@{lm.revision}")
+        ctx = make_context(lm, prompt, target, settings, cache)
     return explain_context(lm, ctx, settings, method, control, timer, cache, memory_limit_bytes)

@@ -62,6 +62,8 @@ def build_report(exp) -> dict[str, Any]:
             "num_context_tokens": len(tokens), "num_scored": int(sum(not t["special"] for t in tokens)),
             "top": [{"index": i, "display": d, "normalised": s} for i, d, s in exp.top_tokens(10)],
         },
+        "frame": exp.frame,
+        "faithfulness_check": exp.check.to_dict() if exp.check is not None else None,
         "derivatives": exp.derivatives,
         "notes": list(exp.notes),
         "timings_s": {k: float(v) for k, v in exp.timings.items()},

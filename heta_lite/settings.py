@@ -23,6 +23,8 @@ COMBINATIONS = ("normalised", "raw")
 INFORMATION_MODES = ("exact", "taylor")
 DERIVATIVE_PATHS = ("auto", "quantized", "dequantized")
 QUALITIES = ("fast", "balanced", "accurate")
+FRAMES = ("auto", "none")
+GATES = ("full", "last-quarter", "norm-mixing")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,16 @@ class HetaSettings:
     derivatives: on quantized models, where gradients and HVPs are taken: 'auto' (through the
     quantized layers if they pass `quant.derivatives.check_derivatives`, else through the
     dequantized weights), 'quantized' (refused if the check fails) or 'dequantized'.
+    frame: 'auto' starts every context with frame tokens (spec 'Frame token': the chat template's
+    opening, else the tokenizer's BOS, else the model's document separator), never scored;
+    'none' is the authors' setting (nothing prepended), kept for comparison.
+    gate: the rollout of the gate M (spec 'Evaluation variants'): 'full' (all layers),
+    'last-quarter' (the last ceil(L/4) layers) or 'norm-mixing' (mixing by what each source adds
+    to the residual stream, Kobayashi et al. 2021).
+    check: run the faithfulness check after the explanation (heta_lite/faithfulness/check.py:
+    top-k deletion against random deletion, one extra batched forward).
+    extra: a method's own knobs (e.g. integrated gradients' `ig_steps`); part of the report and
+    of the cache key like every other field.
     """
 
     quality: str = "balanced"
@@ -61,7 +73,10 @@ class HetaSettings:
     mask_batch: int = 8
     time_budget_s: float | None = None
     derivatives: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    frame: str = "auto"
+    gate: str = "full"
+    check: bool = True
+    extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
@@ -87,6 +102,10 @@ class HetaSettings:
             raise InputError(f"time_budget_s must be between 0 and 86400 s, got {self.time_budget_s}.", "time_budget_s")
         if self.derivatives not in DERIVATIVE_PATHS:
             raise InputError(f"derivatives must be one of {DERIVATIVE_PATHS}, got {self.derivatives!r}.", "derivatives")
+        if self.frame not in FRAMES:
+            raise InputError(f"frame must be one of {FRAMES}, got {self.frame!r}.", "frame")
+        if self.gate not in GATES:
+            raise InputError(f"gate must be one of {GATES}, got {self.gate!r}.", "gate")
         if self.probe_batch < 1 or self.mask_batch < 1:
             raise InputError("probe_batch and mask_batch must be >= 1.", "probe_batch")
 
@@ -102,8 +121,10 @@ class HetaSettings:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, a method's own knobs (`extra`) included: what the report records and
+        what the cache key is made of."""
         d = dataclasses.asdict(self)
-        d.pop("extra")
+        d["extra"] = {k: d["extra"][k] for k in sorted(d["extra"])}
         return d
 
 

@@ -5,6 +5,10 @@ Two modes (spec, 'Target selection'):
 - generated: the model greedily generates after the prompt (chat template applied in chat
   mode); the user picks generated token k (0 = first); context = prompt ids + generated
   ids before k, exactly the ids that produced token k.
+
+Every context starts with its frame tokens (heta_lite/frame.py): positions 0..k-1, special,
+origin 'frame'. Positions index the framed sequence, the one the model saw, everywhere
+(report, GUI, `TargetSpec.position`).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import InputError
+from .frame import BOS, CHAT_TEMPLATE, NO_FRAME, Frame, leading_frame, separator_frame
 from .tokens import TokenInfo, token_infos
 
 SENTINEL = "\u2063HETA\u2063SENTINEL\u2063"
@@ -55,8 +60,9 @@ class Context:
     ids: list[int]  # all ids: prompt (+ generated)
     target_pos: int  # t
     tokens: list[TokenInfo]  # all tokens of `ids`
-    prompt_len: int  # number of prompt ids (the rest are generated)
+    prompt_len: int  # number of prompt ids, frame included (the rest are generated)
     generated_ids: list[int] = field(default_factory=list)
+    frame: Frame = NO_FRAME
 
     @property
     def input_ids(self) -> list[int]:
@@ -86,7 +92,16 @@ class Context:
         """The same sequence with another target (no re-generation: ids are reused exactly)."""
         _check_position(target_pos, len(self.ids))
         return Context(self.prompt, self.text, self.mode if target_pos >= self.prompt_len else "position",
-                       self.chat, self.ids, target_pos, self.tokens, self.prompt_len, self.generated_ids)
+                       self.chat, self.ids, target_pos, self.tokens, self.prompt_len, self.generated_ids, self.frame)
+
+    @property
+    def frame_len(self) -> int:
+        return len(self.frame)
+
+    @property
+    def first_content_index(self) -> int | None:
+        """The first scored context token (the first word of the text), or None."""
+        return next((i for i, s in enumerate(self.scored) if s), None)
 
 
 def _check_position(t: int, length: int) -> None:
@@ -111,8 +126,21 @@ def use_chat(tokenizer, chat: bool | None) -> bool:
     return has_template if chat is None else bool(chat)
 
 
-def encode_prompt(tokenizer, prompt: str, chat: bool) -> tuple[str, list[int], list[tuple[int, int]], list[bool], list[str]]:
-    """(rendered text, ids, char offsets, special flags, origin) of the prompt."""
+@dataclass
+class Encoded:
+    """A tokenized prompt: rendered text, ids, char offsets, special flags, origin, frame."""
+
+    text: str
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    special: list[bool]
+    origin: list[str]
+    frame: Frame
+
+
+def encode_prompt(tokenizer, prompt: str, chat: bool, frame: str = "auto",
+                  separators: tuple[str, ...] = ("<|endoftext|>",)) -> Encoded:
+    """Tokenize the prompt (chat template in chat mode) and put its frame at positions 0..k-1."""
     special_ids = set(tokenizer.all_special_ids)
     if chat:
         def render(content: str) -> str:
@@ -129,7 +157,20 @@ def encode_prompt(tokenizer, prompt: str, chat: bool) -> tuple[str, list[int], l
     ids, offsets = _encode_with_offsets(tokenizer, text, add_special)
     origin = ["prompt" if (s < content[1] and e > content[0] and e > s) else "template" for s, e in offsets]
     special = [tid in special_ids or o == "template" for tid, o in zip(ids, origin)]
-    return text, ids, offsets, special, origin
+    if frame == "none":
+        fr = NO_FRAME
+    elif chat:
+        fr = leading_frame(ids, origin, CHAT_TEMPLATE,
+                           "the chat template's opening tokens come before the text: they are the frame")
+    elif origin and origin[0] == "template":
+        fr = leading_frame(ids, origin, BOS, "the tokenizer starts every text with its BOS token: it is the frame")
+    else:
+        fr = separator_frame(tokenizer, separators)
+        k = len(fr.ids)
+        ids, offsets = list(fr.ids) + ids, [(0, 0)] * k + offsets
+        special, origin = [True] * k + special, ["template"] * k + origin
+    origin = ["frame"] * len(fr) + origin[len(fr):]
+    return Encoded(text, ids, offsets, special, origin, fr)
 
 
 def _encode_with_offsets(tokenizer, text: str, add_special: bool) -> tuple[list[int], list[tuple[int, int]]]:
@@ -182,26 +223,43 @@ def eos_token_ids(model, tokenizer) -> set[int]:
     return ids
 
 
-def build_context(model, tokenizer, prompt: str, target: TargetSpec, max_tokens: int = 512, cache=None,
-                  revision: str = "") -> Context:
-    """Tokenize (and generate, in generated mode) and check the limits the spec names.
-    With a HetaCache, tokenization and greedy generations are reused across calls."""
-    check_prompt(prompt)
+def document_separators(model) -> tuple[str, ...]:
+    """The model family's document separator candidates (models/arch.py), for the frame."""
+    from .models.arch import ARCHITECTURES, ArchSpec
 
-    def encode(chat: bool):
+    spec = ARCHITECTURES.get(getattr(model.config, "model_type", ""))
+    return spec.document_separators if spec else ArchSpec.document_separators
+
+
+def build_context(model, tokenizer, prompt: str, target: TargetSpec, max_tokens: int = 512, cache=None,
+                  identity=None, frame: str = "auto") -> Context:
+    """Tokenize (and generate, in generated mode) and check the limits the spec names. The context
+    starts with its frame (`frame='auto'`; 'none' = nothing prepended). With a HetaCache and the
+    model's `ModelIdentity`, tokenization and greedy generations are reused across calls."""
+    check_prompt(prompt)
+    if cache is not None and identity is None:
+        raise ValueError("build_context needs the model's identity to use a cache")
+    from .cache import cache_key
+
+    def encode(chat: bool) -> Encoded:
+        def run() -> Encoded:
+            return encode_prompt(tokenizer, prompt, chat, frame, document_separators(model))
+
         if cache is None:
-            return encode_prompt(tokenizer, prompt, chat)
-        return cache.get_or_compute("encode", (revision, prompt, chat), lambda: encode_prompt(tokenizer, prompt, chat))
+            return run()
+        return cache.get_or_compute(cache_key(identity, "encode", prompt=prompt, chat=chat, frame=frame), run)
 
     if target.mode == "position":
-        text, ids, offsets, special, origin = encode(False)
+        enc = encode(False)
+        text, ids = enc.text, enc.ids
         _check_length(len(ids), max_tokens, "The text")
         _check_position(int(target.position), len(ids))
-        tokens = token_infos(tokenizer, ids, text, offsets, special, origin)
-        ctx = Context(prompt, text, "position", False, ids, int(target.position), tokens, len(ids))
+        tokens = token_infos(tokenizer, ids, text, enc.offsets, enc.special, enc.origin)
+        ctx = Context(prompt, text, "position", False, ids, int(target.position), tokens, len(ids), frame=enc.frame)
     else:
         chat = use_chat(tokenizer, target.chat)
-        text, ids, offsets, special, origin = encode(chat)
+        enc = encode(chat)
+        text, ids, offsets, special, origin = enc.text, enc.ids, enc.offsets, enc.special, enc.origin
         k = int(target.generated or 0)
         new_tokens = max(int(target.max_new_tokens), k + 1)
         _check_length(len(ids) + k + 1, max_tokens, "The prompt plus the generated tokens up to the target")
@@ -209,7 +267,7 @@ def build_context(model, tokenizer, prompt: str, target: TargetSpec, max_tokens:
         if cache is None:
             gen = greedy_generate(model, ids, budget, eos_token_ids(model, tokenizer))
         else:
-            gen = cache.get_or_compute("generate", (revision, ids, budget),
+            gen = cache.get_or_compute(cache_key(identity, "generate", ids=ids, max_new_tokens=budget),
                                        lambda: greedy_generate(model, ids, budget, eos_token_ids(model, tokenizer)))
         if k >= len(gen):
             raise InputError(
@@ -221,8 +279,9 @@ def build_context(model, tokenizer, prompt: str, target: TargetSpec, max_tokens:
         all_ids = ids + gen
         tokens = token_infos(tokenizer, all_ids, text + gen_text, offsets + gen_offsets,
                              special + [g in special_ids for g in gen], origin + ["generated"] * len(gen))
-        ctx = Context(prompt, text + gen_text, "generated", chat, all_ids, len(ids) + k, tokens, len(ids), gen)
-    if not any(ctx.scored):
+        ctx = Context(prompt, text + gen_text, "generated", chat, all_ids, len(ids) + k, tokens, len(ids), gen,
+                      enc.frame)
+    if ctx.mode == "generated" and not any(ctx.scored):  # a position may be a placeholder (`with_target`)
         raise InputError(
             "The context before the target has no scorable tokens (only special or chat-template tokens); "
             "pick a later target.", "target")

@@ -63,22 +63,37 @@ def test_integrated_gradients_matches_captum(lm):
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
 
 
-def test_integrated_gradients_completeness():
-    """Signed IG sums to g(x) - g(0) (up to the Riemann error). On GPT-2, where position embeddings
-    are added before the first LayerNorm, the path is smooth; with RMSNorm on the raw embeddings
-    (Llama/Qwen) g changes sharply near alpha = 0 and a coarse Riemann sum misses it."""
+@pytest.mark.parametrize("unscored", [[], [0, 3]])
+def test_integrated_gradients_completeness(unscored):
+    """The registered method's signed per-token IG sums to g(x) - g(x0), with g from two plain
+    forwards (no gradients), up to the midpoint rule's O(1/steps^2) error; the scores it reports
+    are the absolute values of those signed terms. x0 zeroes the scored tokens and leaves unscored
+    (frame/template) tokens as they are, so those get exactly 0. On GPT-2, where position
+    embeddings are added before the first LayerNorm, the path is smooth; with RMSNorm on the raw
+    embeddings (Llama/Qwen) g changes sharply near alpha = 0 and a coarse Riemann sum misses it."""
     from tests.reference.tiny import tiny_gpt2
 
-    lm = wrap_model(tiny_gpt2())
-    inp = _inp(lm, HetaSettings(extra={"ig_steps": 128}))
+    lm = wrap_model(tiny_gpt2(torch.float64))
+    method = get_method("integrated_gradients")
     f = _forward(lm)
-    # recompute the signed sum the same way the method does
-    alphas = (torch.arange(128, dtype=torch.float32) + 0.5) / 128
-    Xs = (alphas[:, None, None] * inp.X[None]).requires_grad_(True)
-    (grad,) = torch.autograd.grad(f(Xs).sum(), Xs)
-    signed = float((inp.X * grad.mean(0)).sum())
-    gap = float(f(inp.X[None]) - f(torch.zeros_like(inp.X[None])))
-    assert signed == pytest.approx(gap, rel=2e-2)
+    scored = torch.ones(N, dtype=torch.bool)
+    scored[unscored] = False
+    X = _inp(lm).X
+    X0 = X.clone()
+    X0[scored] = 0
+    with torch.no_grad():
+        gap = float(f(X[None]) - f(X0[None]))
+    assert abs(gap) > 0.1  # a gap worth explaining
+    errors = {}
+    for steps in (4, 64):
+        inp = _inp(lm, HetaSettings(probe_batch=5, extra={"ig_steps": steps}), scored)
+        signed = method.signed_attributions(inp).double()
+        errors[steps] = abs(float(signed.sum()) - gap)
+        assert torch.all(signed[~scored] == 0)
+        np.testing.assert_allclose(method.attribute(inp).scores, signed.abs().numpy(), rtol=1e-12)
+        assert len(set(np.sign(signed[scored].numpy()))) == 2  # mixed signs: the |.| alone would not sum to the gap
+    assert errors[64] < 2e-3 * abs(gap)
+    assert errors[4] > 50 * errors[64]  # the error shrinks ~ 1/steps^2 (midpoint rule: 16^2 = 256)
 
 
 def test_occlusion_is_leave_one_out(lm):
@@ -127,7 +142,7 @@ def test_quantized_models_record_where_gradient_methods_took_derivatives(lm):
     toks = [TokenInfo(i, 5 + i, "t", "t", i, i + 1, False, "prompt") for i in range(6)]
     ctx = Context("p", "tttttt", "position", False, [5 + i for i in range(6)], 5, toks, 6)
     for method in ("heta", "saliency", "integrated_gradients", "heta-S"):
-        exp = explain_context(q, ctx, HetaSettings.preset("fast"), method)
+        exp = explain_context(q, ctx, HetaSettings.preset("fast", frame="none"), method)
         assert exp.derivatives["path"] == "model" and "not quantized" in exp.derivatives["reason"]
     for method in ("attention", "occlusion", "heta-M"):
-        assert explain_context(q, ctx, HetaSettings.preset("balanced"), method).derivatives is None
+        assert explain_context(q, ctx, HetaSettings.preset("balanced", frame="none"), method).derivatives is None

@@ -7,7 +7,7 @@ import pytest
 
 from heta_lite import HetaSettings, TargetSpec
 from heta_lite.budget import estimate_memory, fit_memory
-from heta_lite.cache import HetaCache
+from heta_lite.cache import HetaCache, ModelIdentity
 from heta_lite.control import JobControl
 from heta_lite.engine import explain
 from heta_lite.errors import JobCancelled, JobTimeout, ResourceLimitError
@@ -18,15 +18,24 @@ PROMPT = "Mary had a little lamb whose fleece was white as snow, and everywhere 
 FAST = HetaSettings.preset("fast")
 
 
-def test_report_cache_hit_is_identical(smollm, tmp_path):
+def test_report_cache_hit_equals_a_fresh_run_and_a_new_setting_misses(smollm, tmp_path):
+    """The cached report equals one computed with no cache at all (not the stored object compared with
+    itself), and a changed setting is recomputed."""
     cache = HetaCache(tmp_path)
-    a = explain(smollm, PROMPT, TargetSpec(position=10, chat=False), HetaSettings.preset("balanced"), cache=cache)
+    s = HetaSettings.preset("balanced")
+    explain(smollm, PROMPT, TargetSpec(position=10, chat=False), s, cache=cache)
     hits = cache.hits
-    b = explain(smollm, PROMPT, TargetSpec(position=10, chat=False), HetaSettings.preset("balanced"), cache=cache)
+    b = explain(smollm, PROMPT, TargetSpec(position=10, chat=False), s, cache=cache)
     assert cache.hits > hits
     assert b.timings.get("cache_hit") == 1.0
-    ra, rb = build_report(a), build_report(b)
-    assert ra["tokens"] == rb["tokens"] and ra["target"] == rb["target"]
+    fresh = explain(smollm, PROMPT, TargetSpec(position=10, chat=False), s)
+    rb, rf = build_report(b), build_report(fresh)
+    for tb, tf in zip(rb["tokens"], rf["tokens"]):
+        assert tb["id"] == tf["id"] and tb["rank"] == tf["rank"]
+        assert tb["score"] == pytest.approx(tf["score"], rel=1e-6, abs=1e-12)
+    assert rb["target"]["prob"] == pytest.approx(rf["target"]["prob"], rel=1e-9)
+    changed = explain(smollm, PROMPT, TargetSpec(position=10, chat=False), s.replace(seed=5), cache=cache)
+    assert "cache_hit" not in changed.timings
 
 
 def test_kv_prefix_cache_gives_the_same_information_gain(smollm, tmp_path):
@@ -34,7 +43,7 @@ def test_kv_prefix_cache_gives_the_same_information_gain(smollm, tmp_path):
     long_prompt = PROMPT + " " + PROMPT  # > 32 tokens: a block-aligned prefix gets stored
     s = HetaSettings.preset("balanced")
     first = explain(smollm, long_prompt, TargetSpec(position=36, chat=False), s, cache=cache)
-    assert cache.get_kv_prefix(f"{smollm.revision}", "torch.float32", first.context.input_ids) is not None
+    assert cache.get_kv_prefix(ModelIdentity.of(smollm), first.context.input_ids, "torch.float32") is not None
     # another target of the same prompt: reuses the 32-token prefix from disk
     with_cache = explain(smollm, long_prompt, TargetSpec(position=40, chat=False), s, cache=cache)
     without = explain(smollm, long_prompt, TargetSpec(position=40, chat=False), s)

@@ -1,5 +1,6 @@
 """The optimised engine against the plain reference implementation of the spec
-(tests/reference/heta_reference.py), on tiny random Qwen2 (GQA, biases), Llama and GPT-2 models."""
+(tests/reference/heta_reference.py), on tiny random Qwen2 (GQA, biases), Llama and GPT-2 models.
+Every other listed family: tests/test_families_vs_reference.py."""
 import numpy as np
 import pytest
 import torch
@@ -13,6 +14,12 @@ from tests.reference.tiny import TINY_BUILDERS
 
 N = 9
 PAD_ID = 3
+# I is a KL divergence, a difference of log-probabilities: float32 rounding in the logits (batched,
+# prefix-cached SDPA passes in the engine, single full eager forwards in the reference) gives it an
+# absolute error that does not shrink with I. Measured on an AVX2 CPU: up to 2.7e-6 nats with
+# max(I) ~ 1-2 (relative 1.6e-5 on a small I = 0.0176, which failed rtol=1e-5, atol=1e-8). So
+# I is checked at rtol 1e-5 plus an absolute 1e-5 of the largest I.
+I_ATOL_FRACTION = 1e-5
 
 
 def _setup(arch, dtype=torch.float32):
@@ -53,7 +60,8 @@ def test_engine_matches_reference_block(arch, mask):
     c = res.components
     np.testing.assert_allclose(c["M"].raw[sc], ref["M_raw"].numpy()[sc], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(c["S"].raw[sc], ref["S_raw"].numpy()[sc], rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(c["I"].raw[sc], ref["I_raw"].numpy()[sc], rtol=1e-5, atol=1e-8)
+    I_ref = ref["I_raw"].numpy()[sc]
+    np.testing.assert_allclose(c["I"].raw[sc], I_ref, rtol=1e-5, atol=I_ATOL_FRACTION * I_ref.max())
     np.testing.assert_allclose(res.scores, ref["attr"].numpy(), rtol=1e-5, atol=1e-8)
     assert np.all(res.scores[~sc] == 0)
 

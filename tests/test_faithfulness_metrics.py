@@ -42,9 +42,17 @@ def test_dsa_uses_offsets():
     assert dsa(w, spans, evidence=(3, 12), distractor=(0, 3)) == pytest.approx(0.9 - 0.1)
 
 
-def test_bootstrap_ci_contains_mean():
-    m, lo, hi = bootstrap_ci([1.0, 2.0, 3.0, 4.0])
-    assert m == 2.5 and lo <= m <= hi and lo >= 1 and hi <= 4
+def test_bootstrap_ci_on_known_cases():
+    # constant values: every resample has the same mean
+    assert bootstrap_ci([0.3] * 7) == pytest.approx((0.3, 0.3, 0.3))
+    # two values {0, 1}: resample means are 0, 0.5, 1 with probability 1/4, 1/2, 1/4, so the
+    # 2.5% / 97.5% percentiles are the extremes; None and NaN are dropped before resampling
+    assert bootstrap_ci([0.0, None, 1.0, float("nan")]) == (0.5, 0.0, 1.0)
+    # 100 coin flips, 50 heads: the 95% interval is the normal one, 0.5 +- 1.96 * sqrt(0.25 / 100)
+    m, lo, hi = bootstrap_ci([1.0] * 50 + [0.0] * 50, n_boot=4000)
+    half = 1.96 * math.sqrt(0.25 / 100)
+    assert m == 0.5 and lo == pytest.approx(0.5 - half, abs=0.02) and hi == pytest.approx(0.5 + half, abs=0.02)
+    assert all(math.isnan(x) for x in bootstrap_ci([None, float("nan")]))
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +204,87 @@ def test_delete_mode_never_removes_every_token(setup):
     z = deletion(lm, X5, 7, scores, scored, mode="zero", ks=[1, 2, 3, 5], random_draws=2)
     assert z.ks == [1, 2, 3, 5]
     assert z.drop_top[3] == pytest.approx(z.p_full - _p(lm, torch.zeros_like(X5), 7), rel=2e-4, abs=1e-9)
+
+
+# ---------------------------------------------------------------- Soft-NS / Soft-NC, graded scores
+def _record(monkeypatch, logprobs_of):
+    """Replace the metrics' forward by `logprobs_of(seq) -> (V,) log-probs` and record its inputs."""
+    import heta_lite.faithfulness.metrics as metrics
+
+    seen: list[torch.Tensor] = []
+
+    def fake(lm, seqs, batch=16):
+        seen.extend(s.clone() for s in seqs)
+        return torch.stack([logprobs_of(s) for s in seqs])
+
+    monkeypatch.setattr(metrics, "last_logprobs", fake)
+    return seen
+
+
+def test_soft_metrics_keep_token_j_with_probability_s_j_and_never_touch_unscored(monkeypatch):
+    """s = scores / max over scored tokens: NS keeps token j's elements with frequency s_j, NC with
+    1 - s_j; unscored tokens (here with the largest raw scores) are never perturbed. Counted on
+    the embedding sequences the metric feeds to the model (a stub that records them)."""
+    n, d, draws = 6, 4000, 10
+    X = 1.0 + torch.rand(n, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64)  # no zeros
+    scored = np.array([False, True, True, True, True, False])
+    scores = np.array([100.0, 2.0, 1.0, 0.5, 0.0, 7.0])
+    s = np.array([0.0, 1.0, 0.5, 0.25, 0.0, 0.0])  # by hand: 2, 1, 0.5, 0 over max 2
+    seen = _record(monkeypatch, lambda seq: torch.log_softmax(seq[:, :5].sum(0), -1))
+    soft_metrics(None, X, scores, scored, draws=draws, seed=0)
+    assert len(seen) == 2 + 2 * draws
+    for seq in seen:  # every element is either X's own value or exactly 0; unscored rows untouched
+        assert torch.all((seq == X) | (seq == 0))
+        assert torch.equal(seq[~torch.tensor(scored)], X[~torch.tensor(scored)])
+    assert torch.equal(seen[0], X)
+    assert torch.equal(seen[1][torch.tensor(scored)], torch.zeros(4, d, dtype=X.dtype))  # all scored masked
+    perturbed = seen[2:]
+    # NS keeps the s = 1 token whole, NC drops it whole: tell them apart by content, not by order
+    ns = [q for q in perturbed if torch.equal(q[1], X[1])]
+    nc = [q for q in perturbed if torch.all(q[1] == 0)]
+    assert len(ns) == len(nc) == draws
+    freq_ns = torch.stack([(q == X).double().mean(-1) for q in ns]).mean(0).numpy()
+    freq_nc = torch.stack([(q == X).double().mean(-1) for q in nc]).mean(0).numpy()
+    np.testing.assert_allclose(freq_ns[scored], s[scored], atol=0.015)  # binomial sd <= 0.0025
+    np.testing.assert_allclose(freq_nc[scored], 1 - s[scored], atol=0.015)
+    assert freq_ns[1] == 1 and freq_ns[4] == 0 and freq_nc[1] == 0 and freq_nc[4] == 1  # exact at 0 and 1
+
+
+@pytest.mark.parametrize("scores,ns_positive", [
+    ([5.0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.5, 0.5, 1.0, 1.0], True),
+    ([5.0, 0.9, 0.1, 0.6, 0.0, 0.3, 1.2, 0.2, 0.05, 0.8], False),  # S < S0: Soft-NS clamps at 0
+])
+def test_soft_metrics_formulas_with_graded_scores(setup, monkeypatch, scores, ns_positive):
+    """S, C, S0, Soft-NS and Soft-NC from the spec's formulas, evaluated by hand (float64 numpy) on
+    the tiny model's own distributions for the sequences the metric built."""
+    lm, X = setup
+    scored = np.ones(10, dtype=bool)
+    scored[0] = False
+    scores = np.array(scores)
+
+    def probs(seq):
+        with torch.no_grad():
+            return torch.log_softmax(lm.model(inputs_embeds=seq[None]).logits[0, -1].double(), -1)
+
+    seen = _record(monkeypatch, probs)
+    m = soft_metrics(lm, X, scores, scored, draws=4, seed=1)
+    P = [probs(q).exp().numpy() for q in seen]
+
+    def D(p, q):
+        return float(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2) / np.sqrt(2))
+
+    Xm = X.clone()
+    Xm[1:] = 0  # every scored token masked, the unscored one kept
+    p, p_all = P[0], probs(Xm).exp().numpy()
+    top = int(np.argmax(np.where(scored, scores, 0)))  # s = 1: kept whole by NS, dropped whole by NC
+    ns = [P[k] for k in range(2, len(seen)) if torch.equal(seen[k][top], X[top])]
+    nc = [P[k] for k in range(2, len(seen)) if torch.all(seen[k][top] == 0)]
+    assert len(ns) == len(nc) == 4
+    S0 = 1 - D(p, p_all)
+    S = 1 - np.mean([D(p, q) for q in ns])
+    C = np.mean([D(p, q) for q in nc])
+    assert (S > S0) == ns_positive and C > 0 and 0 < S0 < 1
+    assert m["S0"] == pytest.approx(S0, rel=1e-9) and m["S"] == pytest.approx(S, rel=1e-9)
+    assert m["C"] == pytest.approx(C, rel=1e-9)
+    assert m["soft_ns"] == pytest.approx(max(0.0, S - S0) / (1 - S0), rel=1e-9, abs=1e-12)
+    assert m["soft_nc"] == pytest.approx(C / (1 - S0), rel=1e-9)

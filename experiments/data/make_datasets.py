@@ -12,11 +12,19 @@
   technology), 45 are fictional ("Tom keeps his bicycle in the garage") so that only the
   evidence can give the answer. 24 distractor sentences (narrative, never holding the answer).
   Character spans of the distractor and evidence are recorded while the text is built.
+  Position control: every item is written twice. Lines 1-105 are the items above, distractor
+  first (`"order": "distractor_first"`, ids dsa-000 .. dsa-104, otherwise byte-identical to the
+  set before the control was added, so earlier results stay comparable); lines 106-210 are the
+  same items with the two passages swapped, `evidence + " " + distractor + " Question: ..."`
+  (`"order": "evidence_first"`, id `<base id>-swap`, `"base_id"`: the distractor-first item's
+  id). The question and the answer stem after the passages are unchanged. An item and its swap
+  share the base item's number, hence the dev/test half (even number: dev, odd: test; see
+  heta_lite/faithfulness/datasets.py).
 - plain.jsonl: 55 prompts: 29 facts, 7 arithmetic, 8 code, 11 multi-sentence coreference
   (47/55 with the answer in the model's top-5, 34 top-1; the rest are reported separately).
 
-Each line: {"id", "kind", "prompt", "answer", "sep"?, "segments"?: {"distractor": [a, b],
-"evidence": [a, b]}}. The evaluation explains the first token of the answer in the text
+Each line: {"id", "base_id"?, "kind", "order"?, "prompt", "answer", "sep"?, "segments"?:
+{"distractor": [a, b], "evidence": [a, b]}}. The evaluation explains the first token of the answer in the text
 `prompt + sep + answer` (sep defaults to " "; "" where code has no space), teacher-forced.
 """
 from __future__ import annotations
@@ -207,22 +215,37 @@ PLAIN = [  # (prompt, answer[, separator]); the separator between prompt and ans
 KINDS = {0: "facts", 25: "arithmetic", 32: "code", 40: "coreference", 51: "facts"}  # first index of each kind
 
 
+def _passages_prompt(first: str, second: str, tail: str) -> tuple[str, tuple[int, int], tuple[int, int]]:
+    """`first + " " + second + tail` and the character spans of the two passages, recorded while
+    the text is built (never searched for)."""
+    a = (0, len(first))
+    prompt = first + " "
+    b = (len(prompt), len(prompt) + len(second))
+    prompt += second + tail
+    assert prompt[slice(*a)] == first and prompt[slice(*b)] == second
+    return prompt, a, b
+
+
 def dsa_items() -> list[dict]:
-    items = []
+    """The 105 distractor-first items, then the same 105 with the passages swapped."""
+    items, swapped = [], []
     for i, (evidence, question, stem, answer) in enumerate(FACTS):
         j = (i * 5) % len(DISTRACTORS)  # spread the distractors; never one that holds the answer
         while answer.lower() in DISTRACTORS[j].lower():
             j = (j + 1) % len(DISTRACTORS)
         distractor = DISTRACTORS[j]
-        d_span = (0, len(distractor))
-        prompt = distractor + " "
-        e_span = (len(prompt), len(prompt) + len(evidence))
-        prompt += evidence + " Question: " + question + " Answer: " + stem
-        assert prompt[slice(*d_span)] == distractor and prompt[slice(*e_span)] == evidence
+        tail = " Question: " + question + " Answer: " + stem  # identical in both orders
         assert answer.lower()[:4] in evidence.lower(), (evidence, answer)
-        items.append({"id": f"dsa-{i:03d}", "kind": "fictional" if i >= 60 else "common", "prompt": prompt,
+        kind = "fictional" if i >= 60 else "common"
+        base = f"dsa-{i:03d}"
+        prompt, d_span, e_span = _passages_prompt(distractor, evidence, tail)
+        items.append({"id": base, "kind": kind, "order": "distractor_first", "prompt": prompt,
                       "answer": answer, "segments": {"distractor": list(d_span), "evidence": list(e_span)}})
-    return items
+        prompt, e_span, d_span = _passages_prompt(evidence, distractor, tail)
+        swapped.append({"id": f"{base}-swap", "base_id": base, "kind": kind, "order": "evidence_first",
+                        "prompt": prompt, "answer": answer,
+                        "segments": {"distractor": list(d_span), "evidence": list(e_span)}})
+    return items + swapped
 
 
 def plain_items() -> list[dict]:
@@ -237,13 +260,29 @@ def plain_items() -> list[dict]:
     return out
 
 
-def main() -> None:
-    for name, items in (("dsa_qa.jsonl", dsa_items()), ("plain.jsonl", plain_items())):
-        with open(HERE / name, "w", encoding="utf-8") as fh:
-            for it in items:
-                fh.write(json.dumps(it, ensure_ascii=False) + "\n")
-        print(name, len(items))
+def rendered() -> dict[str, str]:
+    """File name -> the exact text this script writes."""
+    return {name: "".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items)
+            for name, items in (("dsa_qa.jsonl", dsa_items()), ("plain.jsonl", plain_items()))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the sets; with --check, write nothing and fail when a file differs from what this
+    script would write."""
+    import sys
+
+    check = "--check" in (sys.argv[1:] if argv is None else argv)
+    bad = 0
+    for name, text in rendered().items():
+        if check:
+            same = (HERE / name).is_file() and (HERE / name).read_text(encoding="utf-8") == text
+            bad += not same
+            print(name, "up to date" if same else "DIFFERS from make_datasets.py")
+        else:
+            (HERE / name).write_text(text, encoding="utf-8")
+            print(name, text.count("\n"))
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

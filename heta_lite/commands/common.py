@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ..settings import DERIVATIVE_PATHS, ESTIMATORS, MASK_SCHEMES, QUALITIES, HetaSettings
+from ..settings import DERIVATIVE_PATHS, ESTIMATORS, FRAMES, GATES, MASK_SCHEMES, QUALITIES, HetaSettings
 from quant.modes import ACCEPTED, QUANT_MODES
 
 
@@ -33,6 +33,13 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
                    help="quantized models: take gradients/HVPs through the quantized layers if they pass the "
                    "derivative check (auto), always (quantized; refused if the check fails) or through the "
                    "dequantized weights (dequantized)")
+    p.add_argument("--frame", choices=FRAMES, default="auto",
+                   help="auto (default): start the context with frame tokens (chat template opening, BOS or the "
+                   "model's document separator), never scored; none: nothing prepended (the authors' setting)")
+    p.add_argument("--gate", choices=GATES, default="full",
+                   help="rollout of the gate M: full (all layers), last-quarter, norm-mixing (docs/method.md)")
+    p.add_argument("--no-check", dest="check", action="store_false",
+                   help="skip the faithfulness check (top-k vs random deletion) after the explanation")
     p.add_argument("--time-limit", type=float, help="stop the job after this many seconds")
     p.add_argument("--cache-dir", help="diskcache folder (default ~/.cache/heta-lite/cache); 'off' disables it")
 
@@ -41,7 +48,8 @@ def settings_from_args(args: argparse.Namespace) -> HetaSettings:
     return HetaSettings.preset(args.quality, estimator=args.estimator, num_probes=args.probes, mask=args.mask,
                                beta=args.beta, gamma=args.gamma, combination=args.combination, seed=args.seed,
                                max_tokens=args.max_tokens, information=args.information,
-                               time_budget_s=args.time_budget, derivatives=getattr(args, "derivatives", None))
+                               time_budget_s=args.time_budget, derivatives=getattr(args, "derivatives", None),
+                               frame=args.frame, gate=args.gate, check=args.check)
 
 
 def cache_from_args(args: argparse.Namespace):

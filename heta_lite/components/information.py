@@ -88,22 +88,26 @@ def _prefix_kv(lm: LoadedModel, X: torch.Tensor, cache, input_ids: list[int] | N
     """Key/value cache of the unmasked context, reusing a cached prefix when there is one."""
     from transformers import DynamicCache
 
-    from ..cache import KV_BLOCK, kv_to_device
+    from ..cache import KV_BLOCK, ModelIdentity, kv_to_device
 
     model = lm.model
     use_disk = cache is not None and input_ids is not None
     dtype = str(X.dtype)
-    hit = cache.get_kv_prefix(lm.revision, dtype, list(input_ids)) if use_disk else None
+    identity = ModelIdentity.of(lm)
+    hit = cache.get_kv_prefix(identity, list(input_ids), dtype) if use_disk else None
     if hit is not None and hit[0] < X.shape[0]:
         L, kv = hit
         past = DynamicCache(ddp_cache_data=kv_to_device(kv, X.device, X.dtype))
         pos = torch.arange(L, X.shape[0], device=X.device)[None]
         out = model(inputs_embeds=X[None, L:], past_key_values=past, position_ids=pos, use_cache=True, logits_to_keep=1)
     else:
-        out = model(inputs_embeds=X[None], use_cache=True, logits_to_keep=1)
+        # A config-less DynamicCache keeps every key: the model's own cache would keep only the last
+        # window-1 keys on sliding-window layers (Mistral, Gemma-2, Phi-3), and the suffix passes
+        # below slice the prefix [:start] out of it.
+        out = model(inputs_embeds=X[None], past_key_values=DynamicCache(), use_cache=True, logits_to_keep=1)
     kv = [(layer[0], layer[1]) for layer in out.past_key_values]
     if use_disk and (hit is None or hit[0] < (X.shape[0] // KV_BLOCK) * KV_BLOCK):
-        cache.set_kv_prefix(lm.revision, dtype, list(input_ids), kv)
+        cache.set_kv_prefix(identity, list(input_ids), dtype, kv)
     return kv
 
 

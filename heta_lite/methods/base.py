@@ -43,6 +43,7 @@ class AttributionResult:
     scores: np.ndarray  # (n,) final score, 0 at unscored tokens
     components: dict[str, Component] = field(default_factory=dict)
     logits: torch.Tensor | None = None  # logits at p if the method computed them anyway
+    gate_raw: np.ndarray | None = None  # (n,) HETA's raw gate M at EVERY position (frame included): diagnostics
 
 
 class AttributionMethod:

@@ -98,21 +98,28 @@ class IntegratedGradients(AttributionMethod):
     description: ClassVar[str] = "integrated gradients, zero baseline"
 
     def attribute(self, inp: MethodInput) -> AttributionResult:
+        return _finish(self.signed_attributions(inp).abs(), inp)
+
+    def signed_attributions(self, inp: MethodInput) -> torch.Tensor:
+        """(n,) signed sum_d (x - x0) * mean_alpha grad, before the absolute value: by
+        completeness they sum to g(x) - g(x0) up to the Riemann error (checked in the tests).
+        The baseline x0 zeroes the scored tokens only: frame and template tokens stay as they are
+        along the whole path (spec 'Frame token': no baseline zeroes them)."""
         steps = int(inp.settings.extra.get("ig_steps", 32))
-        X = inp.X
+        X0 = inp.X * (~inp.scored).to(inp.X.dtype)[:, None]
+        D = inp.X - X0  # x - x0: zero on unscored rows
         alphas = (torch.arange(steps, dtype=torch.float64) + 0.5) / steps
-        total = torch.zeros_like(X, dtype=torch.float32)
+        total = torch.zeros_like(D, dtype=torch.float32)
         B = max(1, inp.settings.probe_batch)
         for start in range(0, steps, B):
             inp.control.step("integrated gradients", start, steps)
-            a = alphas[start:start + B].to(X.dtype).to(X.device)
+            a = alphas[start:start + B].to(D.dtype).to(D.device)
             with torch.enable_grad(), inp.grad_context():
-                Xs = (a[:, None, None] * X[None]).detach().requires_grad_(True)
+                Xs = (X0[None] + a[:, None, None] * D[None]).detach().requires_grad_(True)
                 g = target_logprob(inp.lm.model, Xs, inp.target_id).sum()
                 (grad,) = torch.autograd.grad(g, Xs)
             total += grad.float().sum(0)
-        attributions = (X.float() * total / steps).sum(-1).abs()
-        return _finish(attributions, inp)
+        return (D.float() * total / steps).sum(-1)
 
 
 @register

@@ -16,6 +16,24 @@ def _np(t) -> np.ndarray:
     return t.detach().double().cpu().numpy()
 
 
+# Settings that change how S and I are combined with M, never S or I themselves: a run that differs
+# only in these (another gate, beta, gamma) reuses the cached S and I (switching the gate is instant).
+_NOT_IN_S_OR_I = ("gate", "beta", "gamma", "combination", "check", "quality", "time_budget_s")
+
+
+def _cached(inp: MethodInput, name: str, compute) -> np.ndarray:
+    """S or I from the HetaCache when the same model, code, context, target and settings (all but
+    `_NOT_IN_S_OR_I`) computed it before; else computed and stored."""
+    if inp.cache is None:
+        return compute()
+    from ..cache import ModelIdentity, cache_key
+
+    settings = {k: v for k, v in inp.settings.to_dict().items() if k not in _NOT_IN_S_OR_I}
+    key = cache_key(ModelIdentity.of(inp.lm), "component", name=name, ids=inp.input_ids.tolist(),
+                    target_id=int(inp.target_id), scored=inp.scored.tolist(), settings=settings)
+    return inp.cache.get_or_compute(key, compute)
+
+
 @register
 class Heta(AttributionMethod):
     """Attr_i = M_i * (beta * S_i + gamma * I_i): gate x (curvature + information gain)."""
@@ -33,27 +51,35 @@ class Heta(AttributionMethod):
         # The gate pass always runs: it also yields the logits at p that I and the report need.
         with inp.timer.stage("gate"):
             inp.control.step("gate", 0, 1)
-            gate = gate_scores(inp.lm, inp.X)
+            gate = gate_scores(inp.lm, inp.X, inp.settings.gate)
             raw["M"] = _np(gate.M_raw)
             logits = gate.logits
         taylor = inp.settings.information == "taylor"
-        graph = None
-        if "S" in self.components or ("I" in self.components and taylor):
-            with inp.timer.stage("graph"), inp.grad_context():  # one differentiable forward for S and Taylor I
-                graph = TargetGraph(inp.lm.model, inp.X, inp.target_id)
+        graph: list[TargetGraph] = []
+
+        def shared_graph() -> TargetGraph:  # one differentiable forward for S and Taylor I, built on first use
+            if not graph:
+                with inp.timer.stage("graph"), inp.grad_context():
+                    graph.append(TargetGraph(inp.lm.model, inp.X, inp.target_id))
+            return graph[0]
+
         if "S" in self.components:
             with inp.timer.stage("curvature"):
-                raw["S"] = _np(curvature_scores(inp.lm, inp.X, inp.target_id, inp.scored, inp.settings,
-                                                inp.control, graph=graph))
+                raw["S"] = _cached(inp, "S", lambda: _np(curvature_scores(
+                    inp.lm, inp.X, inp.target_id, inp.scored, inp.settings, inp.control, graph=shared_graph())))
         if "I" in self.components:
             with inp.timer.stage("information"):
                 if taylor:
-                    raw["I"] = _np(information_taylor(inp.lm, inp.X, graph, inp.scored, inp.settings, inp.control))
+                    raw["I"] = _cached(inp, "I", lambda: _np(information_taylor(
+                        inp.lm, inp.X, shared_graph(), inp.scored, inp.settings, inp.control)))
                 else:
-                    raw["I"] = _np(information_scores(inp.lm, inp.X, logits, inp.scored, inp.settings, inp.control,
-                                                      cache=inp.cache, input_ids=inp.input_ids.tolist()))
-        del graph
-        return self._result(raw, scored, inp, logits)
+                    raw["I"] = _cached(inp, "I", lambda: _np(information_scores(
+                        inp.lm, inp.X, logits, inp.scored, inp.settings, inp.control, cache=inp.cache,
+                        input_ids=inp.input_ids.tolist())))
+        graph.clear()
+        result = self._result(raw, scored, inp, logits)
+        result.gate_raw = raw["M"]
+        return result
 
     def _result(self, raw, scored, inp, logits) -> AttributionResult:
         n = len(scored)

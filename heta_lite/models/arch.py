@@ -39,6 +39,10 @@ class ArchSpec:
     value_slice: for fused q/k/v projections, which output columns are V.
     out_proj: attribute of the attention module with the output projection W_O.
     out_layout: 'linear' (weight is out x in) or 'conv1d' (GPT-2's Conv1D: in x out).
+    document_separators: the token(s), first found in the vocabulary wins, that the family saw
+    between pretraining documents: the frame token for raw text when the tokenizer adds no BOS
+    (heta_lite/frame.py; spec 'Frame token'). Not the chat turn end: SmolLM2-Instruct's
+    eos_token is `<|im_end|>`, its document separator `<|endoftext|>`.
     """
 
     name: str
@@ -49,6 +53,7 @@ class ArchSpec:
     out_layout: Literal["linear", "conv1d"] = "linear"
     value_slice: Callable[[HeadDims], slice] | None = None
     final_norm: str = "model.norm"  # dotted path of the norm before the LM head (logit lens)
+    document_separators: tuple[str, ...] = ("<|endoftext|>",)
 
     def get(self, model: nn.Module, dotted: str) -> nn.Module:
         obj: object = model
@@ -81,16 +86,22 @@ class ArchSpec:
 
 _LLAMA_LIKE = dict(layers="model.layers", attn="self_attn", value="v_proj", out_proj="o_proj")
 
+# Frame tokens per family (spec 'Frame token'). Tokenizers that add a BOS (Llama-2/3, Mistral,
+# Gemma, Phi-3) frame with it and never reach these; the rest (SmolLM2 on the llama
+# architecture, Qwen2/2.5/3, GPT-2) get the document separator prepended.
+_LLAMA_SEPARATORS = ("<|endoftext|>", "<|begin_of_text|>", "<s>")  # SmolLM2 / Llama-3 / Llama-2
+
 ARCHITECTURES: dict[str, ArchSpec] = {
-    "llama": ArchSpec("llama", **_LLAMA_LIKE),
+    "llama": ArchSpec("llama", **_LLAMA_LIKE, document_separators=_LLAMA_SEPARATORS),
     "qwen2": ArchSpec("qwen2", **_LLAMA_LIKE),
     "qwen3": ArchSpec("qwen3", **_LLAMA_LIKE),
-    "mistral": ArchSpec("mistral", **_LLAMA_LIKE),
-    "gemma": ArchSpec("gemma", **_LLAMA_LIKE),
-    "gemma2": ArchSpec("gemma2", **_LLAMA_LIKE),
+    "mistral": ArchSpec("mistral", **_LLAMA_LIKE, document_separators=("<s>",)),
+    "gemma": ArchSpec("gemma", **_LLAMA_LIKE, document_separators=("<bos>",)),
+    "gemma2": ArchSpec("gemma2", **_LLAMA_LIKE, document_separators=("<bos>",)),
     "phi3": ArchSpec(
         "phi3", layers="model.layers", attn="self_attn", value="qkv_proj", out_proj="o_proj",
         value_slice=lambda d: slice((d.num_heads + d.num_kv_heads) * d.head_dim, None),
+        document_separators=("<|endoftext|>", "<s>"),
     ),
     "gpt2": ArchSpec(
         "gpt2", layers="transformer.h", attn="attn", value="c_attn", out_proj="c_proj",

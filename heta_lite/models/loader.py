@@ -202,12 +202,31 @@ def _unavailable(source: ModelSource, err: Exception) -> ModelUnavailableError:
 
 @contextlib.contextmanager
 def attention_implementation(model, impl: str) -> Iterator[None]:
-    """Temporarily switch attention kernels (e.g. SDPA for passes that need no attentions)."""
+    """Temporarily switch attention kernels (e.g. SDPA for passes that need no attentions).
+
+    SDPA is only a speed-up, so a model that can't switch to it keeps its current kernels
+    (eager) for the pass: transformers refuses SDPA for Gemma-2 (SDPA can't apply its
+    attention-logit soft-capping), and the same holds for any model whose
+    `set_attn_implementation("sdpa")` raises. Other switches (to eager, for attentions) must work.
+    """
     old = model.config._attn_implementation
     if old == impl:
         yield
         return
-    model.set_attn_implementation(impl)
+    try:
+        model.set_attn_implementation(impl)
+        switched = True
+    except Exception as err:  # noqa: BLE001 - transformers raises ValueError, remote code may raise anything
+        if impl != "sdpa":
+            raise
+        switched = False
+        if model.config._attn_implementation != old:  # never leave a half-switched model behind
+            model.set_attn_implementation(old)
+        log.debug("%s stays on %s attention: %s", type(model).__name__, old,
+                  str(err).splitlines()[0] if str(err) else type(err).__name__)
+    if not switched:
+        yield
+        return
     try:
         yield
     finally:

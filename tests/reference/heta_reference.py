@@ -9,37 +9,71 @@ from __future__ import annotations
 import torch
 
 
+# Families whose decoder blocks sit at model.model.layers[i].self_attn with separate
+# q_proj / k_proj / v_proj and an o_proj (transformers' Llama-style modules).
+_SEPARATE_V = ("llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2")
+
+
 def _layers(model):
-    if model.config.model_type == "gpt2":
+    kind = model.config.model_type
+    if kind == "gpt2":
         return list(model.transformer.h)
-    return list(model.model.layers)
+    if kind in _SEPARATE_V or kind == "phi3":
+        return list(model.model.layers)
+    raise NotImplementedError(f"the reference does not know the '{kind}' architecture")
+
+
+def _head_sizes(cfg):
+    """(H, H_kv, head_dim, hidden) as the attention modules use them: head_dim from the config when
+    it has one (Qwen3, Gemma, Gemma-2: may differ from hidden / H), else hidden / H."""
+    H = cfg.num_attention_heads
+    d = cfg.hidden_size
+    if cfg.model_type == "gpt2":
+        return H, H, d // H, d
+    Hkv = getattr(cfg, "num_key_value_heads", None) or H
+    hd = getattr(cfg, "head_dim", None) or d // H
+    return H, Hkv, hd, d
+
+
+def _split_heads_linear(W, H, hd):
+    """nn.Linear o_proj weight (d, H*hd): head h uses columns h*hd:(h+1)*hd -> (H, hd, d)."""
+    assert W.shape[1] == H * hd, (W.shape, H, hd)
+    return torch.stack([W[:, h * hd:(h + 1) * hd].T for h in range(H)])
 
 
 def _value_and_out(model, layer):
     """(module whose output contains V, function out->V (n, H_kv, hd), W_O per head (H, hd, d))."""
     cfg = model.config
-    H = cfg.num_attention_heads
-    d = cfg.hidden_size
-    if cfg.model_type == "gpt2":
-        hd = d // H
+    kind = cfg.model_type
+    H, Hkv, hd, d = _head_sizes(cfg)
+    if kind == "gpt2":
         attn = layer.attn
 
         def take_v(out):  # c_attn output = [q | k | v], each d wide
+            assert out.shape[-1] == 3 * d
             return out[0, :, 2 * d:3 * d].reshape(-1, H, hd)
 
         W = attn.c_proj.weight  # Conv1D: (in = H*hd, out = d); head h uses rows h*hd:(h+1)*hd
         W_heads = torch.stack([W[h * hd:(h + 1) * hd, :] for h in range(H)])
         return attn.c_attn, take_v, W_heads
-    Hkv = cfg.num_key_value_heads
-    hd = getattr(cfg, "head_dim", None) or d // H
-    attn = layer.self_attn
+    if kind == "phi3":
+        attn = layer.self_attn
+        q_w, kv_w = H * hd, Hkv * hd
 
-    def take_v(out):
-        return out[0].reshape(-1, Hkv, hd)
+        def take_v(out):  # qkv_proj output = [q (H*hd) | k (H_kv*hd) | v (H_kv*hd)]
+            assert out.shape[-1] == q_w + 2 * kv_w, (out.shape, q_w, kv_w)
+            return out[0, :, q_w + kv_w:q_w + 2 * kv_w].reshape(-1, Hkv, hd)
 
-    W = attn.o_proj.weight  # Linear: (d, H*hd); head h uses columns h*hd:(h+1)*hd
-    W_heads = torch.stack([W[:, h * hd:(h + 1) * hd].T for h in range(H)])
-    return attn.v_proj, take_v, W_heads
+        return attn.qkv_proj, take_v, _split_heads_linear(attn.o_proj.weight, H, hd)
+    if kind in _SEPARATE_V:
+        attn = layer.self_attn
+
+        def take_v(out):  # v_proj output: H_kv heads of hd (bias included when the family has one)
+            assert out.shape[-1] == Hkv * hd, (out.shape, Hkv, hd)
+            return out[0].reshape(-1, Hkv, hd)
+
+        return attn.v_proj, take_v, _split_heads_linear(attn.o_proj.weight, H, hd)
+    raise NotImplementedError(f"the reference does not know the '{kind}' architecture")
 
 
 def target_logprob(model, X, target_id):
