@@ -11,7 +11,7 @@ import sys
 
 from nicegui import ui
 
-from quant.modes import ACCEPTED, QUANT_MODES
+from heta_lite.quantization.modes import ACCEPTED, QUANT_MODES
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -20,6 +20,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="HETA Lite app")
     p.add_argument("--host", default="127.0.0.1", help="bind address (desktop default 127.0.0.1; 0.0.0.0 in Docker)")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--fd", type=int, default=None,
+                   help="serve on this inherited, already listening socket instead of binding --host/--port "
+                        "(socket activation; the tests use it to get a port without a bind-and-release race)")
     p.add_argument("--model", default="auto", help="smollm2-135m, qwen2.5-3b, a hub id or a folder (default auto)")
     p.add_argument("--quant", default="none", choices=ACCEPTED, metavar="MODE",
                    help=f"bitsandbytes quantization of the primary model: {', '.join(QUANT_MODES)} (4bit = 4bit-nf4)")
@@ -57,11 +60,11 @@ def open_browser(args: argparse.Namespace, environ=None, platform: str | None = 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from gui.telemetry import setup_logging
+    from gui.serving.telemetry import setup_logging
 
     setup_logging(json_logs=not args.plain_logs)
     from gui.app import register
-    from gui.ratelimit import Limits
+    from gui.serving.ratelimit import Limits
     from gui.state import AppState
     from heta_lite.jobs import JobQueue
 
@@ -82,7 +85,10 @@ def main(argv=None) -> None:
     limits = Limits(requests_per_minute=args.rate_limit, concurrent_jobs=args.client_jobs,
                     trusted_proxies=tuple(args.trusted_proxy or ("127.0.0.1", "::1")))
     register(state, limits)
-    ui.run(host=args.host, port=args.port, title="HETA Lite", reload=False, show=open_browser(args), favicon="🔥")
+    # --fd: uvicorn serves the inherited socket; NiceGUI's banner would name --port, which isn't used
+    extra = {"fd": args.fd, "show_welcome_message": False} if args.fd is not None else {}
+    ui.run(host=args.host, port=args.port, title="HETA Lite", reload=False, show=open_browser(args), favicon="🔥",
+           **extra)
 
 
 if __name__ in {"__main__", "__mp_main__"}:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.common import spearman, topk_overlap, write_results
+from experiments.common import write_results
+from heta_lite.agreement import spearman, top_k_overlap
 from heta_lite import HetaSettings, TargetSpec
 from heta_lite.engine import explain_context, make_context
 from heta_lite.models import load_model
@@ -65,7 +66,7 @@ def main(argv=None) -> None:
                           for c in ("M", "S", "I")})
             for c, (a, b) in pairs.items():
                 per[q][c]["spearman"].append(spearman(a[scored], b[scored]))
-                per[q][c]["top5"].append(topk_overlap(a[scored], b[scored], 5))
+                per[q][c]["top5"].append(top_k_overlap(a[scored], b[scored], 5))
         print(f"{k + 1}/{len(prompts)} n={ctx.target_pos} scored={scored.sum()}", file=sys.stderr, flush=True)
     rows, summary = [], {}
     for q in ("fast", "balanced"):

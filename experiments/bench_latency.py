@@ -19,7 +19,7 @@ from heta_lite import HetaSettings
 from heta_lite.control import JobControl
 from heta_lite.methods import MethodInput, get_method
 from heta_lite.models import load_model
-from profiling.memory import PeakMemory, StageTimer
+from heta_lite.profiling import PeakMemory, StageTimer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -38,7 +38,7 @@ def run_engine(lm, ids, quality):
 
 
 def forward_backward(lm, ids) -> float:
-    from heta_lite.components.curvature import target_logprob
+    from heta_lite.methods.logprob import target_logprob
 
     X = lm.model.get_input_embeddings()(torch.tensor(ids[:-1], device=lm.device)).detach().requires_grad_(True)
     t0 = time.perf_counter()

@@ -16,7 +16,7 @@ from experiments.common import write_results
 from heta_lite import HetaSettings, TargetSpec
 from heta_lite.engine import explain
 from heta_lite.models import load_model
-from profiling.memory import snapshot
+from heta_lite.profiling import snapshot
 
 PROMPTS = ["The capital of France is Paris, and the capital of Spain is",
            "Once upon a time there was a little girl who lived in a village near the",

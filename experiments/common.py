@@ -1,5 +1,6 @@
 """Shared helpers for benchmarks: prompts of a given token length, percentiles, and writing
-results as JSON plus a short Markdown table."""
+results as JSON plus a short Markdown table. Rank agreement (Spearman, top-k overlap) is the
+core's: heta_lite.agreement."""
 from __future__ import annotations
 
 import json
@@ -34,20 +35,6 @@ def machine() -> dict[str, Any]:
 
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
-
-
-def spearman(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable")
-    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable")
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def topk_overlap(a, b, k: int) -> float:
-    k = min(k, len(a))
-    return len(set(np.argsort(-np.asarray(a))[:k]) & set(np.argsort(-np.asarray(b))[:k])) / max(k, 1)
 
 
 def write_results(name: str, data: dict[str, Any], table_header: list[str], rows: list[list[Any]],

@@ -27,12 +27,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from heta_lite.combine import normalise_scored  # noqa: E402
 from heta_lite.control import JobControl  # noqa: E402
 from heta_lite.faithfulness.datasets import load_items  # noqa: E402
 from heta_lite.faithfulness.evaluate import item_context  # noqa: E402
 from heta_lite.faithfulness.metrics import deletion, deletion_random, dsa, k_values  # noqa: E402
 from heta_lite.methods import MethodInput, get_method  # noqa: E402
+from heta_lite.methods.heta.combine import normalise_scored  # noqa: E402
 from heta_lite.models import load_model  # noqa: E402
 from heta_lite.settings import HetaSettings  # noqa: E402
 
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
         Xb, resb = run_method(lm, "heta", ids_b, scored_b, y, settings)
         rnd_b = deletion_random(lm, Xb, y, scored_b, "zero", ks, 5, 0)
         Mraw = resb.components["M"].raw  # raw is zeroed at unscored tokens: recompute BOS share from the gate
-        from heta_lite.components.gate import gate_scores
+        from heta_lite.methods.heta.gate import gate_scores
 
         Mb = gate_scores(lm, Xb).M_raw.double().numpy()
         wb = normalise_scored(resb.scores, scored_b)

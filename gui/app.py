@@ -9,7 +9,7 @@ from .state import AppState
 
 def register(state: AppState, limits=None) -> None:
     """Register the page and the REST API for `state` (one model, one queue for every client)."""
-    from .api import register_api
+    from .serving import register_api
 
     register_api(app, state, limits)
 

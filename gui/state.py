@@ -5,7 +5,8 @@ Several models can be loaded at once, keyed by (model name, quantization mode), 
 the *primary* that requests use when they name none. At most `max_models` stay loaded: loading
 one more unloads the least recently used non-primary model. Loads run in background threads,
 so the page and the API keep answering (with the load's state) while weights arrive. Users pick
-among loaded models; loading, switching and unloading are admin actions (gui/api.py).
+among loaded models; loading, switching and unloading are admin actions (gui/serving/admin_routes.py
+and the page's models panel).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class ModelNotLoaded(HetaError):
     None (never loaded, or unloaded), so callers never have to read the message to decide."""
 
     code = "model_not_loaded"
+    http_status = 409  # loading / failed: 503 (gui/serving/errors.py)
 
     def __init__(self, message: str, state: str | None = None):
         super().__init__(message)
@@ -62,7 +64,7 @@ class ModelSlot:
 
 
 def _canonical_quant(quant: str | None) -> str:
-    from quant.modes import QuantMode
+    from heta_lite.quantization.modes import QuantMode
 
     return QuantMode.parse(quant).name
 
@@ -73,7 +75,7 @@ def _resolve_auto(name: str) -> str:
         return name
     import torch
 
-    from heta_lite.models.registry import default_model_name
+    from heta_lite.models.catalogue import default_model_name
 
     return default_model_name(torch.cuda.is_available())
 
@@ -85,7 +87,6 @@ class AppState:
     default_quality: str = "fast"
     queue: JobQueue = field(default_factory=JobQueue)
     cache: object | None = None
-    last_peak: dict | None = None
     metrics: object | None = None
     max_models: int = 2
     device: str | None = None

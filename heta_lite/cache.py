@@ -55,14 +55,13 @@ class ModelIdentity:
 
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """Hash of the sources that compute numbers (this package and the quantized-layer code): a
-    code change never serves a value computed by old code."""
+    """Hash of the sources that compute numbers (this package, the quantized-layer code in
+    heta_lite/quantization included): a code change never serves a value computed by old code."""
     root = Path(__file__).parent
     h = hashlib.sha256()
-    for folder in (root, root.parent / "quant"):
-        for path in sorted(folder.rglob("*.py")):
-            h.update(str(path.relative_to(folder.parent)).encode())
-            h.update(path.read_bytes())
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root.parent)).encode())
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -85,7 +84,7 @@ class HetaCache:
     def __init__(self, folder: str | Path | None = None, size_limit: int = DEFAULT_SIZE_LIMIT):
         import diskcache
 
-        from .models.registry import cache_home
+        from .models.catalogue import cache_home
 
         self.folder = Path(folder or os.environ.get("HETA_LITE_CACHE") or cache_home() / "cache")
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,10 @@
-"""`heta-lite` command line. Each subcommand lives in heta_lite/commands/<name>.py and
+"""`heta-lite` command line. Each built-in subcommand lives in heta_lite/commands/<name>.py and
 exposes `add_parser(subparsers)`; the parser's `func(args) -> int` runs it.
+
+Commands from packages above the core plug in through the `heta_lite.commands` entry-point group
+(each entry point names an `add_parser` function): `quant-compare` is quant/command.py, declared in
+pyproject.toml. The core never imports those packages by name, so it installs and runs without
+them; `pip install -e .` (`make setup`) writes the entry points.
 
 Bad input exits with status 2 and one line on stderr; never a traceback.
 """
@@ -9,10 +14,12 @@ import argparse
 import importlib
 import logging
 import sys
+from importlib.metadata import entry_points
 
 from .errors import HetaError
 
-COMMANDS = ["explain", "batch", "eval", "quant-compare", "models", "validate"]
+COMMANDS = ["explain", "batch", "eval", "models", "validate"]
+PLUGIN_GROUP = "heta_lite.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"heta_lite.commands.{name.replace('-', '_')}").add_parser(sub)
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        try:
+            add_parser = ep.load()
+        except ImportError as err:  # a broken plugin must not take the core commands down with it
+            print(f"heta-lite: command '{ep.name}' is unavailable: {err}", file=sys.stderr)
+            continue
+        add_parser(sub)
     return parser
 
 

@@ -6,7 +6,8 @@
 
 The method sees only embeddings, ids and the scored mask; everything a report shows
 (target probability, alternatives, percentiles, timings, memory) is computed here, the same
-way for every method.
+way for every method. The engine knows no method's internals: each method plans its own run
+(`AttributionMethod.plan`: time budget, memory) and says whether it differentiates.
 """
 from __future__ import annotations
 
@@ -22,16 +23,17 @@ import torch
 
 from . import __version__
 from .cache import ModelIdentity, cache_key
-from .combine import percentiles, ranks
 from .control import JobControl
 from .errors import HetaError, InputError, ResourceLimitError
 from .faithfulness.check import FaithfulnessCheck, faithfulness_check
 from .methods import AttributionResult, MethodInput, get_method
 from .models.loader import LoadedModel, attention_implementation
+from .profiling import PeakMemory, StageTimer
+from .quantization.derivatives import resolve_derivative_path
+from .ranking import percentiles, ranks
 from .settings import HetaSettings
 from .targets import Context, TargetSpec, build_context
 from .tokens import raw_piece_display
-from profiling.memory import PeakMemory, StageTimer
 
 
 @dataclass
@@ -113,26 +115,12 @@ def report_key(lm: LoadedModel, ctx: Context, settings: HetaSettings, method: st
                      mode=ctx.mode, prompt_len=ctx.prompt_len, frame=ctx.frame.to_dict())
 
 
-def plan_settings(lm: LoadedModel, ctx: Context, settings: HetaSettings,
-                  memory_limit_bytes: int | None = None) -> tuple[HetaSettings, list[str]]:
-    """Resolve a time budget into concrete settings and shrink batches to the memory limit."""
-    notes: list[str] = []
-    n, n_scored = ctx.target_pos, sum(ctx.scored)
-    if settings.time_budget_s is not None:
-        from .budget import plan_for_budget
-
-        keep = {k: getattr(settings, k) for k in ("mask", "beta", "gamma", "combination", "seed", "max_tokens",
-                                                   "time_budget_s")}
-        plan = plan_for_budget(lm, n, n_scored, settings.time_budget_s, **keep)
-        settings = plan.settings
-        notes.append(f"time budget: {plan.note}")
-    from .budget import fit_memory
-
-    fitted = fit_memory(lm, n, settings, memory_limit_bytes)
-    if fitted != settings:
-        notes.append(f"memory: batches shrunk to probe_batch={fitted.probe_batch}, mask_batch={fitted.mask_batch} "
-                     "to fit the memory limit (results unchanged)")
-    return fitted, notes
+def plan_settings(lm: LoadedModel, ctx: Context, settings: HetaSettings, memory_limit_bytes: int | None = None,
+                  method: str = "heta") -> tuple[HetaSettings, list[str]]:
+    """The settings `method` runs with on this context, and the report's notes: the method plans its
+    own run (HETA: a time budget picks a preset, batches fit the memory limit; a baseline keeps its
+    settings), so no method is planned with another's cost model."""
+    return get_method(method).plan(lm, ctx.target_pos, sum(ctx.scored), settings, memory_limit_bytes)
 
 
 def explain_context(lm: LoadedModel, ctx: Context, settings: HetaSettings, method: str = "heta",
@@ -148,7 +136,7 @@ def explain_context(lm: LoadedModel, ctx: Context, settings: HetaSettings, metho
     if ctx.frame.setting != settings.frame:
         raise InputError(f"The context was built with frame '{ctx.frame.setting}' but the settings ask for "
                          f"'{settings.frame}'; build (generate) it again with the same frame.", "frame")
-    settings, notes = plan_settings(lm, ctx, settings, memory_limit_bytes)
+    settings, notes = plan_settings(lm, ctx, settings, memory_limit_bytes, method)
     if cache is not None:
         cached = cache.get(report_key(lm, ctx, settings, method))
         if isinstance(cached, Explanation):
@@ -169,8 +157,6 @@ def _explain_uncached(lm: LoadedModel, ctx: Context, settings: HetaSettings, met
     derivatives = None
     grad_context = contextlib.nullcontext
     if lm.quantization != "none" and impl.needs_gradients(settings):
-        from quant.derivatives import resolve_derivative_path
-
         with timer.stage("derivative_check"):  # measured once per loaded model, then cached
             path = resolve_derivative_path(lm, settings.derivatives)
         derivatives = path.to_dict()

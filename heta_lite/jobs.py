@@ -6,6 +6,11 @@ queue is bounded: a full queue raises `QueueFull` with a retry-after hint. Jobs 
 so a reloaded page or a reconnecting client re-attaches to its job; `cancel` works on queued
 and running jobs (running ones stop at the next `control.step`).
 
+Cancellation has one rule, decided under the queue's lock: `cancel` returns True exactly when the
+job ends CANCELLED. A job whose function returns (or fails) after a cancel was accepted ends
+CANCELLED too, its result dropped; a cancel that comes after the job finished returns False and
+changes nothing. Every way a job ends wakes the waiters of `wait`.
+
     q = JobQueue(concurrency=1, max_queued=16, time_limit_s=600)
     job = q.submit(lambda control: explain(lm, prompt, control=control))   # -> Job; job.id is its key
     q.status(job.id)   # {"state": "queued", "queue_position": 1, "progress": {...}, "eta_s": ...}
@@ -170,6 +175,8 @@ class JobQueue:
         return 0
 
     def cancel(self, job_id: str) -> bool:
+        """Ask a job to stop. True: the job will end CANCELLED (at once if queued; at its next safe
+        point, or when its function returns, if running). False: unknown or already finished."""
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or job.state in FINISHED:
@@ -197,17 +204,22 @@ class JobQueue:
 
     @property
     def running(self) -> int:
-        return sum(1 for j in self._jobs.values() if j.state == RUNNING)
+        with self._lock:  # submit() may add to _jobs from another thread meanwhile
+            return sum(1 for j in self._jobs.values() if j.state == RUNNING)
 
     def typical_seconds(self, kind: str | None = None) -> float:
         """Mean duration of recent finished jobs (of `kind` if given and seen); 10 s before any."""
-        pool = self._durations.get(kind) if kind is not None else None
-        if not pool:
-            pool = [d for ds in self._durations.values() for d in ds]
+        with self._lock:  # workers add to _durations under the lock (a re-entrant one)
+            pool = list(self._durations.get(kind) or ()) if kind is not None else None
+            if not pool:
+                pool = [d for ds in self._durations.values() for d in ds]
         return (sum(pool) / len(pool)) if pool else 10.0
 
-    def shutdown(self) -> None:
-        """Stop taking jobs; cancel the waiting ones and ask running ones to stop."""
+    def shutdown(self, wait_s: float | None = None) -> bool:
+        """Stop taking jobs; cancel the waiting ones and ask running ones to stop. With `wait_s`,
+        also wait up to that long for the workers to end (a running job stops at its next safe
+        point): a process that exits while a worker is inside a torch call can abort ("terminate
+        called without an active exception"). True when no worker is left running."""
         with self._lock:
             self._stopped = True
             while self._pending:
@@ -216,6 +228,12 @@ class JobQueue:
                 if j.state == RUNNING:
                     j.control.cancel()
             self._lock.notify_all()
+        others = [w for w in self._workers if w is not threading.current_thread()]
+        if wait_s:
+            deadline = time.monotonic() + wait_s
+            for w in others:
+                w.join(max(0.0, deadline - time.monotonic()))
+        return not any(w.is_alive() for w in others)
 
     # -- workers -------------------------------------------------------------------------
     def _work(self) -> None:
@@ -248,15 +266,24 @@ class JobQueue:
         # Only now, with the exception and its frames (tensors, autograd graphs) released, tell the
         # waiters: a waiter that exits the process must not race this thread's cleanup.
         if outcome is None:
-            job.result = result
-            self._finish(job, DONE)
-            self._durations[job.kind].append(job.finished - job.started)
+            self._finish(job, DONE, result=result)
         else:
             self._finish(job, *outcome)
 
-    def _finish(self, job: Job, state: str, error: str | None = None, code: str | None = None) -> None:
+    def _finish(self, job: Job, state: str, error: str | None = None, code: str | None = None,
+                result: Any = None) -> None:
+        """The one place a job ends. Under the lock: a cancel accepted before this point wins over
+        the job's own outcome (see the module docstring), the duration of a DONE job is recorded
+        before any waiter can look, and the waiters are woken."""
         with self._lock:
+            if job.state in FINISHED:  # a job ends once: never overwrite its end
+                return
+            if state != CANCELLED and job.control.cancel_event.is_set():
+                state, error, code, result = CANCELLED, "The job was cancelled.", "cancelled", None
+            job.result = result if state == DONE else None
             job.state, job.error, job.error_code, job.finished = state, error, code, time.time()
+            if state == DONE and job.started is not None:
+                self._durations[job.kind].append(job.finished - job.started)
             job.fn = None  # type: ignore[assignment]  # drop closures (model inputs) with the job
             self._lock.notify_all()
 

@@ -1,8 +1,8 @@
-"""Settings of one explanation: every knob of the spec, plus the quality presets.
+"""Settings of one explanation: every knob of the spec, validated.
 
 `HetaSettings` is a frozen dataclass so that a report can record exactly what it ran
-with and a cache can key on it. Presets are starting points; any field can be
-overridden (`HetaSettings.preset("fast", seed=3)`).
+with and a cache can key on it. The quality presets are HETA's and live with it
+(heta_lite/methods/heta/presets.py); `HetaSettings.preset("fast", seed=3)` reads them there.
 """
 from __future__ import annotations
 
@@ -42,9 +42,10 @@ class HetaSettings:
     approximation, its agreement with 'exact' is measured in experiments/).
     probe_batch / mask_batch: how many probes / masked copies share one pass (speed only,
     never changes results).
-    time_budget_s: if set, `heta_lite.budget` picks the best settings that fit (see there).
+    time_budget_s: if set, the method plans settings that fit (`AttributionMethod.plan`; HETA picks
+    a preset with its cost model, heta_lite/methods/heta/cost.py; baselines keep their settings).
     derivatives: on quantized models, where gradients and HVPs are taken: 'auto' (through the
-    quantized layers if they pass `quant.derivatives.check_derivatives`, else through the
+    quantized layers if they pass `heta_lite.quantization.derivatives.check_derivatives`, else through the
     dequantized weights), 'quantized' (refused if the check fails) or 'dequantized'.
     frame: 'auto' starts every context with frame tokens (spec 'Frame token': the chat template's
     opening, else the tokenizer's BOS, else the model's document separator), never scored;
@@ -111,11 +112,12 @@ class HetaSettings:
 
     @classmethod
     def preset(cls, quality: str = "balanced", **overrides: Any) -> "HetaSettings":
-        """Settings of a named quality preset, with any field overridden."""
-        if quality not in PRESETS:
-            raise InputError(f"quality must be one of {QUALITIES}, got {quality!r}.", "quality")
-        values = {**PRESETS[quality], **{k: v for k, v in overrides.items() if v is not None}}
-        return cls(quality=quality, **values)
+        """Settings of a named quality preset, with any field overridden (None = keep the preset's).
+        The presets are HETA's (heta_lite/methods/heta/presets.py), imported here on first use so
+        that this bottom-layer module does not depend on the methods at import time."""
+        from .methods.heta.presets import preset_values
+
+        return cls(quality=quality, **preset_values(quality, overrides))
 
     def replace(self, **changes: Any) -> "HetaSettings":
         return dataclasses.replace(self, **changes)
@@ -127,14 +129,3 @@ class HetaSettings:
         d["extra"] = {k: d["extra"][k] for k in sorted(d["extra"])}
         return d
 
-
-# accurate = the paper's estimator and probe count (block, m = 10): n*m HVPs, exact KL.
-# balanced = Hutchinson 'global' estimator, m = 16 HVPs in total, exact KL.
-# fast     = global m = 4, and the Taylor estimate of the KL (no masked forwards).
-# Agreement of fast/balanced with accurate is measured by experiments/bench_agreement.py
-# (results in experiments/results/ and docs/method.md).
-PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {"estimator": "global", "num_probes": 4, "information": "taylor", "taylor_vocab": 8},
-    "balanced": {"estimator": "global", "num_probes": 16, "information": "exact"},
-    "accurate": {"estimator": "block", "num_probes": 10, "information": "exact"},
-}

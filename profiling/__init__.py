@@ -1,1 +1,1 @@
-"""Memory (NVML, torch, psutil) and latency measurement."""
+"""Transitional: the code lives in heta_lite.profiling; profiling.memory re-exports it for gui/."""

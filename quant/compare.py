@@ -7,12 +7,12 @@ with HETA at each preset. Per mode we record
 - memory: model footprint (`get_memory_footprint`), RSS after load, peak RSS and peak torch /
   NVML GPU memory while explaining;
 - agreement with the reference mode per component (M, S, I) and final: Spearman, Kendall,
-  top-5/top-10 overlap (quant.agreement), mean and 95% bootstrap interval over items;
+  top-5/top-10 overlap (heta_lite.agreement), mean and 95% bootstrap interval over items;
 - faithfulness: deletion AOPC (zero embedding) of HETA's top-k vs random, and wins vs random;
 - Hessian stability: S across probe seeds within the mode (estimator noise) against S of the
   same seed between this mode and the reference (quantization noise): if the second is not
   worse than the first, quantization moves curvature less than the estimator's own randomness;
-- derivatives: which path gradients/HVPs took (quant.derivatives) and the measured check.
+- derivatives: which path gradients/HVPs took (heta_lite.quantization.derivatives) and the measured check.
 """
 from __future__ import annotations
 
@@ -28,10 +28,9 @@ import numpy as np
 import psutil
 import torch
 
+from heta_lite.agreement import agreement
 from heta_lite.faithfulness.metrics import bootstrap_ci, deletion
 from heta_lite.settings import HetaSettings
-
-from .agreement import agreement
 
 COMPONENTS = ("M", "S", "I", "final")
 AGREEMENT_KEYS = ("spearman", "kendall", "top5", "top10")
@@ -82,7 +81,7 @@ def run_mode(mode: str, items, cfg: CompareConfig, tick: Callable[[str], None]) 
     from heta_lite.engine import embed, explain_context
     from heta_lite.faithfulness.evaluate import item_context
     from heta_lite.models.loader import load_model
-    from profiling.memory import PeakMemory, snapshot
+    from heta_lite.profiling import PeakMemory, snapshot
 
     gc.collect()
     rss_before = psutil.Process().memory_info().rss

@@ -1,5 +1,7 @@
-"""The evaluation command end to end on the offline model (tiny limit), resumable."""
+"""The evaluation command end to end on the offline model (tiny limit), resumable; and the CLI's
+default cache, which in a test session is the session's temporary one, never the user's."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,15 +10,13 @@ import pytest
 
 from heta_lite.faithfulness.datasets import load_items
 
-pytestmark = pytest.mark.slow
-
 
 AUTHORS = Path(__file__).resolve().parents[2] / "shared" / "data" / "heta_qa_dataset_100_unique.json"
 
 
 @pytest.mark.skipif(not AUTHORS.exists(), reason="the authors' toy set lives in shared/data beside the repo")
 def test_authors_format_targets_the_answer_with_offset_segments():
-    items, skipped = load_items(AUTHORS)
+    items, skipped = load_items(AUTHORS, orders=("distractor_first",))  # the swaps: test_faithfulness_datasets
     assert len(items) + len(skipped) == 100 and len(items) >= 95
     it = items[0]
     assert it.text.endswith("Answer: " + it.answer)  # the answer is the target, not the final '?'
@@ -24,6 +24,7 @@ def test_authors_format_targets_the_answer_with_offset_segments():
     assert it.prompt[a:b].startswith("Photosynthesis")
 
 
+@pytest.mark.slow
 def test_eval_command_writes_outputs_and_resumes(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps({"id": "a", "prompt": "The protagonist went home. Paris is the capital of France. "
@@ -53,6 +54,7 @@ def test_eval_command_writes_outputs_and_resumes(tmp_path):
     assert "resuming: 2" in r2.stderr
 
 
+@pytest.mark.slow
 def test_batch_command_skips_bad_lines_and_resumes(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text('{"id": "a", "prompt": "The capital of France is", "target_pos": 4}\nnot json\n'
@@ -70,3 +72,29 @@ def test_batch_command_skips_bad_lines_and_resumes(tmp_path):
     r2 = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert "0 explained, 0 bad lines skipped" in r2.stdout
     assert len(out.read_text().splitlines()) == 4
+
+
+def test_cli_default_cache_is_the_sessions_temporary_one(session_home):
+    """A CLI run without --cache-dir (tests/test_offline_model.py has some) uses HETA_LITE_CACHE:
+    in a test session that is inside the session's temporary HETA_LITE_HOME, so a rerun can't be
+    answered from reports cached by an earlier run, and nothing lands in the user's home. Checked in
+    a subprocess, as the CLI tests run it, with the CLI's own --cache-dir handling."""
+    code = ("import argparse; from heta_lite.commands.common import cache_from_args; "
+            "print(cache_from_args(argparse.Namespace(cache_dir=None)).folder.resolve())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    folder = Path(r.stdout.strip())
+    assert folder == Path(os.environ["HETA_LITE_CACHE"]).resolve()
+    assert folder.is_relative_to(session_home.resolve())
+    assert not folder.is_relative_to(Path.home() / ".cache")
+
+
+def test_the_sessions_model_folder_rule_is_the_apps(monkeypatch, tmp_path):
+    """conftest repeats cache_home()'s rule to find the user's converted models; they must agree."""
+    from heta_lite.models.registry import cache_home
+    from tests.conftest import _user_models_folder
+
+    monkeypatch.setenv("HETA_LITE_HOME", str(tmp_path))
+    assert _user_models_folder() == cache_home() / "models" == tmp_path / "models"
+    monkeypatch.delenv("HETA_LITE_HOME")
+    assert _user_models_folder() == cache_home() / "models"

@@ -1,4 +1,4 @@
-"""The bad-input corpus through the GUI (the API side is tests/test_api.py and
+"""The bad-input corpus through the GUI (the API side is tests/serving/test_api.py and
 experiments/bad_inputs.py): every case a page user can produce gets its inline message, odd but
 valid text is tokenized and shown, and the page still works afterwards."""
 import json
@@ -30,7 +30,7 @@ async def test_every_gui_case_is_answered_inline(smollm):
     try:
         results = await run_gui(state)
     finally:
-        state.queue.shutdown()
+        state.queue.shutdown(wait_s=300)  # let a running model job stop before the process may exit
     if os.environ.get("HETA_BAD_INPUTS_GUI_OUT"):  # experiments/bad_inputs.py --gui collects these
         Path(os.environ["HETA_BAD_INPUTS_GUI_OUT"]).write_text(json.dumps(results))
     failed = [r for r in results if not r["ok"]]

@@ -5,8 +5,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
+from ..quantization.modes import ACCEPTED, QUANT_MODES
 from ..settings import DERIVATIVE_PATHS, ESTIMATORS, FRAMES, GATES, MASK_SCHEMES, QUALITIES, HetaSettings
-from quant.modes import ACCEPTED, QUANT_MODES
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

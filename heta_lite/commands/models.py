@@ -1,4 +1,4 @@
-"""heta-lite models: the registry's short names, supported architectures and methods."""
+"""heta-lite models: the catalogue's short names, supported architectures and methods."""
 from __future__ import annotations
 
 
@@ -10,7 +10,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..methods import METHODS
     from ..models.arch import ARCHITECTURES
-    from ..models.registry import SHORT_NAMES, default_model_name
+    from ..models.catalogue import SHORT_NAMES, default_model_name
 
     print(f"auto -> {default_model_name()} on this machine")
     for name, src in SHORT_NAMES.items():

@@ -34,7 +34,7 @@ from .metrics import (bootstrap_ci, deletion, deletion_random, dsa, dsa_uniform,
 
 METRICS = ["aopc_zero", "aopc_delete", "win_zero", "win_delete", "sufficiency", "win_sufficiency", "soft_ns",
            "soft_nc", "soft_ns_ratio", "soft_nc_ratio", "soft_ns_ratio_shuffled", "soft_nc_ratio_shuffled", "dsa",
-           "win_dsa"]
+           "win_dsa", "first_token_mass", "first_content_top1", "check_passed"]
 ORDER_DSA = {"distractor_first": "dsa_distractor_first", "evidence_first": "dsa_evidence_first"}
 
 
@@ -236,7 +236,8 @@ def _score_item(lm, it: EvalItem, ctx, method: str, settings: HetaSettings, draw
 
 
 TABLE = ["aopc_zero", "win_zero", "aopc_delete", "win_delete", "sufficiency", "win_sufficiency", "soft_ns_ratio",
-         "soft_nc_ratio", "soft_ns_ratio_shuffled", "soft_nc_ratio_shuffled", "dsa", "win_dsa"]
+         "soft_nc_ratio", "soft_ns_ratio_shuffled", "soft_nc_ratio_shuffled", "dsa", "win_dsa", "first_token_mass",
+         "first_content_top1", "check_passed"]
 RANDOM_ROW = {"aopc_zero": "aopc_random_zero", "aopc_delete": "aopc_random_delete",
               "sufficiency": "sufficiency_random", "dsa": "dsa_uniform"}
 
@@ -413,7 +414,10 @@ def _markdown(summary: dict, methods: list[str], out_dir: Path) -> None:
               "character offsets); per order: the items with the distractor first / the evidence first, pooled: "
               "both; dsa_worse_order: the lower of the two per-order means (a method that follows the evidence does "
               "well in both orders). An item and its passage-swapped copy are in the same half (dev: even base-item "
-              "number, test: odd). Row 'random': the random baselines themselves."]
+              "number, test: odd). first_token_mass: the normalised score of the first content token (the word "
+              "that is the attention sink without a frame); first_content_top1: fraction of items where it is the "
+              "top-1 token; check_passed: fraction of items whose faithfulness check (top-3 vs 3 random token "
+              "deletions) passed. Row 'random': the random baselines themselves."]
     (out_dir / "summary.md").write_text("\n".join(lines) + "\n")
 
 

@@ -1,4 +1,5 @@
-"""What every attribution method takes and returns, so CLI, evaluation and GUI treat them alike."""
+"""What every attribution method takes and returns, so CLI, evaluation and GUI treat them alike,
+and the one hook through which a method plans its own run (time budget, memory)."""
 from __future__ import annotations
 
 import contextlib
@@ -9,9 +10,11 @@ import numpy as np
 import torch
 
 from ..control import JobControl
+from ..errors import ResourceLimitError
+from ..models.footprint import activation_bytes, memory_limit
 from ..models.loader import LoadedModel
+from ..profiling import StageTimer
 from ..settings import HetaSettings
-from profiling.memory import StageTimer
 
 
 @dataclass
@@ -28,7 +31,7 @@ class MethodInput:
     timer: StageTimer = field(default_factory=StageTimer)
     cache: Any = None  # heta_lite.cache.HetaCache or None
     # Entered around every differentiable forward: on quantized models it may route them through
-    # dequantized weights (quant.derivatives); plain forwards (gate, masked KL) never enter it.
+    # dequantized weights (heta_lite.quantization.derivatives); plain forwards (gate, masked KL) never enter it.
     grad_context: Callable[[], ContextManager] = contextlib.nullcontext
 
 
@@ -47,7 +50,7 @@ class AttributionResult:
 
 
 class AttributionMethod:
-    """A method is a small class with one entry point, `attribute`."""
+    """A method is a small class with one entry point, `attribute`, and two optional hooks."""
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
@@ -57,30 +60,40 @@ class AttributionMethod:
         """Whether this run differentiates through the model (refused on unvalidated quantized layers)."""
         return self.uses_gradients
 
+    def plan(self, lm: LoadedModel, n: int, n_scored: int, settings: HetaSettings,
+             memory_limit_bytes: int | None = None) -> tuple[HetaSettings, list[str]]:
+        """The settings to run with for n context tokens (n_scored of them scored), and notes for the
+        report. A method with a cost model (HETA) resolves a time budget and fits its batches here.
+        This default changes nothing: a method without a cost model has no quality to trade, so a
+        time budget is only noted; it refuses only a context whose single forward (with its
+        backward for gradient methods) would not fit the memory limit."""
+        notes = []
+        if settings.time_budget_s is not None:
+            notes.append(f"time budget: '{self.name}' has no cost model; ran with the settings as given")
+        limit = memory_limit(lm, memory_limit_bytes)
+        need = activation_bytes(lm, n, with_grad=self.needs_gradients(settings))
+        if need > limit:
+            raise ResourceLimitError(
+                f"Explaining {n} tokens with '{self.name}' needs about {need / 2**30:.1f} GiB but the limit is "
+                f"{limit / 2**30:.1f} GiB; shorten the prompt or lower max_tokens.")
+        return settings, notes
+
     def attribute(self, inp: MethodInput) -> AttributionResult:  # pragma: no cover - interface
         raise NotImplementedError
 
 
-METHODS: dict[str, type[AttributionMethod]] = {}
-
-
-def register(cls: type[AttributionMethod]) -> type[AttributionMethod]:
-    if cls.name in METHODS:
-        raise ValueError(f"method {cls.name!r} registered twice")
-    METHODS[cls.name] = cls
-    return cls
-
-
-def get_method(name: str) -> AttributionMethod:
-    from ..errors import InputError
-
-    if name not in METHODS:
-        raise InputError(f"Unknown method {name!r}; available: {', '.join(sorted(METHODS))}.", "method")
-    return METHODS[name]()
-
-
-def method_names() -> list[str]:
-    return sorted(METHODS)
-
-
-Factory = Callable[[], AttributionMethod]
+def fit_batch(settings: HetaSettings, knob: str, per_copy_bytes: int, limit_bytes: int,
+              notes: list[str]) -> HetaSettings:
+    """Halve the batch-size setting `knob` (probe_batch, mask_batch: how many copies share one pass)
+    until `knob` copies of `per_copy_bytes` fit `limit_bytes`; results never change, only speed.
+    Appends a note when it shrank; ResourceLimitError if even one copy does not fit."""
+    batch = getattr(settings, knob)
+    while batch > 1 and batch * per_copy_bytes > limit_bytes:
+        batch = max(1, batch // 2)
+    if per_copy_bytes > limit_bytes:
+        raise ResourceLimitError(f"One pass needs about {per_copy_bytes / 2**30:.1f} GiB but the limit is "
+                                 f"{limit_bytes / 2**30:.1f} GiB; shorten the prompt or lower max_tokens.")
+    if batch != getattr(settings, knob):
+        notes.append(f"memory: {knob} shrunk to {batch} to fit the memory limit (results unchanged)")
+        settings = settings.replace(**{knob: batch})
+    return settings

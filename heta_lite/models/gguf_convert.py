@@ -15,7 +15,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from ..errors import ModelUnavailableError
-from .registry import ModelSource, cache_home
+from .catalogue import ModelSource, cache_home
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import torch
 from ..errors import ModelUnavailableError, UnsupportedModelError
 from .arch import ARCHITECTURES, ArchSpec, HeadDims, arch_for, head_dims
 from .gguf_convert import converted_folder
-from .registry import ModelSource, resolve_model_name
-from quant.modes import QuantMode
+from ..quantization.modes import QuantMode
+from .catalogue import ModelSource, resolve_model_name
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _default_dtype(device: str) -> torch.dtype:
 
 def load_model(name: str | None = "auto", *, device: str | None = None, dtype: torch.dtype | None = None,
                quantization: str = "none") -> LoadedModel:
-    """Load by short name, hub id or folder, optionally quantized (`quant.modes.QuantMode` names:
+    """Load by short name, hub id or folder, optionally quantized (`heta_lite.quantization.modes.QuantMode` names:
     none, 8bit, 4bit-nf4, 4bit-fp4, 4bit-nf4-dq, ...). Failures are one actionable sentence."""
     mode = QuantMode.parse(quantization)
     source = resolve_model_name(name)
@@ -118,9 +118,9 @@ def load_model(name: str | None = "auto", *, device: str | None = None, dtype: t
     if not mode.quantized:
         model.to(device)
     else:
-        from quant.layers import disable_cpu_repacking
+        from ..quantization.layers import disable_cpu_repacking
 
-        disable_cpu_repacking(model)  # bitsandbytes' CPU 4-bit repack breaks its gradients (quant/layers.py)
+        disable_cpu_repacking(model)  # bitsandbytes' CPU 4-bit repack breaks its gradients (quantization/layers.py)
     lm = wrap_model(model, tokenizer, name=source.name, source=location, revision=revision, quantization=mode.name)
     lm.load_seconds = time.perf_counter() - t0
     log.info("loaded %s (%s, %s) in %.1f s", source.name, lm.dtype, device, lm.load_seconds)

@@ -1,5 +1,6 @@
 """End to end in a real browser: Debian's chromium driven by Playwright against run.py on a
-loopback port, on the offline model. Saves screenshots under test-artifacts/.
+loopback port, on the offline model. Screenshots go to the test's temporary folder, or to the
+folder named by HETA_TEST_ARTIFACTS when set (CI keeps them from there); never into the repository.
 
 Needs `apt-get install -y chromium` and `pip install playwright` (no `playwright install`: we
 use the system chromium); skipped with the reason when either is missing.
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import private_home_env
+
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "")
                  if p and os.path.exists(p)), None)
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -30,14 +32,22 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(live_server):
-    return live_server.url
+def server(request):
+    """$HETA_E2E_URL when set (scripts/docker_ci.sh: the Docker image behind Caddy), else run.py here."""
+    return os.environ.get("HETA_E2E_URL") or request.getfixturevalue("live_server").url
 
 
-def test_explain_in_the_browser(server, tmp_path):
-    ARTIFACTS.mkdir(exist_ok=True)
+@pytest.fixture
+def artifacts(tmp_path) -> Path:
+    """Where screenshots go: $HETA_TEST_ARTIFACTS if set, else this test's temporary folder."""
+    folder = Path(os.environ["HETA_TEST_ARTIFACTS"]) if os.environ.get("HETA_TEST_ARTIFACTS") else tmp_path / "artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_explain_in_the_browser(server, tmp_path, artifacts):
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, env=private_home_env(tmp_path / "home"))
         page = browser.new_page(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
         page.goto(server)
         page.wait_for_selector("text=smollm2-135m", timeout=120_000)  # model loaded
@@ -47,7 +57,7 @@ def test_explain_in_the_browser(server, tmp_path):
         # click a prompt token (teacher-forced target: ' France' predicted from 'The capital of')
         page.locator("button.tok-chip").filter(has_text="France").first.click()
         page.wait_for_selector("text=prompt token at position", timeout=10_000)
-        page.screenshot(path=str(ARTIFACTS / "tokens.png"), full_page=True)
+        page.screenshot(path=str(artifacts / "tokens.png"), full_page=True)
         page.locator("#explain").click()
         page.wait_for_selector(".heta-heatmap", timeout=180_000)
         # hover a token: its tooltip (CSS ::after from data-tip) shows the numbers
@@ -57,7 +67,7 @@ def test_explain_in_the_browser(server, tmp_path):
         assert "percentile" in shown, shown
         pct = float(shown.split("percentile ")[1].split(" ")[0])
         assert 0 <= pct <= 100
-        page.screenshot(path=str(ARTIFACTS / "explain-hover.png"))
+        page.screenshot(path=str(artifacts / "explain-hover.png"))
         with page.expect_download() as dl:
             page.get_by_role("button", name="Download JSON report").click()
         path = tmp_path / "report.json"
@@ -76,5 +86,5 @@ def test_explain_in_the_browser(server, tmp_path):
         page.get_by_text("Memory", exact=True).click()
         page.wait_for_selector("text=Process RSS", timeout=10_000)
         page.wait_for_timeout(2500)  # the expansion's animation and a second memory sample, for the screenshot
-        page.screenshot(path=str(ARTIFACTS / "explain.png"), full_page=True)
+        page.screenshot(path=str(artifacts / "explain.png"), full_page=True)
         browser.close()

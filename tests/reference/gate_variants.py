@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from .heta_reference import _layers, _value_and_out
+from .heta_reference import _layers, forward_with_values
 
 
 def reference_gate_variant(model, X, gate: str):
@@ -19,14 +19,7 @@ def reference_gate_variant(model, X, gate: str):
     layers = _layers(model)
     L = len(layers)
     first = L - math.ceil(L / 4) if gate == "last-quarter" else 0
-    captured, handles = {}, []
-    specs = [_value_and_out(model, layer) for layer in layers]
-    for l, (mod, take_v, _W) in enumerate(specs):
-        handles.append(mod.register_forward_hook(lambda m, i, o, l=l, tv=take_v: captured.__setitem__(l, tv(o))))
-    with torch.no_grad():
-        out = model(inputs_embeds=X[None], output_attentions=True, output_hidden_states=True, use_cache=False)
-    for h in handles:
-        h.remove()
+    out, captured, specs = forward_with_values(model, X, output_hidden_states=True)
     I = torch.eye(n, dtype=torch.float64)
     R = I.clone()
     M = torch.zeros(n, dtype=torch.float64)

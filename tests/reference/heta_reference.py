@@ -90,6 +90,22 @@ def reference_hvp(model, X, target_id, v):
     return hv.detach()
 
 
+def forward_with_values(model, X, **kwargs):
+    """(model output with attentions, {layer: V (n, H_kv, hd)}, per-layer (module, take_v, W_heads))."""
+    captured = {}
+    handles = []
+    specs = [_value_and_out(model, layer) for layer in _layers(model)]
+    for l, (mod, take_v, _W) in enumerate(specs):
+        handles.append(mod.register_forward_hook(lambda m, i, o, l=l, tv=take_v: captured.__setitem__(l, tv(o))))
+    try:
+        with torch.no_grad():
+            out = model(inputs_embeds=X[None], output_attentions=True, use_cache=False, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    return out, captured, specs
+
+
 def reference_gate(model, X):
     n = X.shape[0]
     p = n - 1
@@ -97,15 +113,7 @@ def reference_gate(model, X):
     H = cfg.num_attention_heads
     Hkv = getattr(cfg, "num_key_value_heads", None) or H
     layers = _layers(model)
-    captured = {}
-    handles = []
-    specs = [_value_and_out(model, layer) for layer in layers]
-    for l, (mod, take_v, _W) in enumerate(specs):
-        handles.append(mod.register_forward_hook(lambda m, i, o, l=l, tv=take_v: captured.__setitem__(l, tv(o))))
-    with torch.no_grad():
-        out = model(inputs_embeds=X[None], output_attentions=True, use_cache=False)
-    for h in handles:
-        h.remove()
+    out, captured, specs = forward_with_values(model, X)
     attentions = out.attentions
     assert len(attentions) == len(layers)
     torch.set_grad_enabled(False)

@@ -1,1 +1,0 @@
-"""The three HETA components: gate M, curvature S, information gain I."""

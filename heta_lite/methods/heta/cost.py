@@ -1,0 +1,164 @@
+"""HETA's cost model: how long and how much memory a HETA job will take, before it runs.
+
+Time: one short calibration per (model, length bucket) measures a forward, the shared graph
+(differentiable forward + create_graph backward) and a batched HVP; every stage's cost is
+expressed in those units, with counts from the estimators' definitions (spec 'Component 2/3'):
+    gate         ~ 1.5 forwards
+    curvature S  ~ n_scored * m HVPs (block) or m HVPs (global)
+    information  ~ 1 + n_scored/2 + mask_batch/2 forwards of length n (exact, prefix-KV reuse),
+                   or ~ 0.6 * taylor_vocab HVPs (Taylor: one logit VJP each)
+`plan_for_budget` picks the best preset that fits a time budget and says what it picked.
+
+Memory: parameters + activations of the passes that run at once (the shared graph, one batch
+of probes through the double backward, one batch of masked copies with their key/value
+cache). `fit_memory` shrinks the batch sizes until the estimate fits the limit, or refuses
+with a message that names the limit. Method-independent pieces: heta_lite/models/footprint.py.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from ...cache import ModelIdentity
+from ...errors import ResourceLimitError
+from ...models.footprint import activation_bytes, memory_limit
+from ...models.loader import LoadedModel
+from ...settings import QUALITIES, HetaSettings
+from ..masking import masked_copy_bytes
+from .curvature import TargetGraph
+
+BUCKET = 32
+_CALIBRATION: dict[tuple, "Calibration"] = {}
+
+# What a time budget may change (the preset's knobs); every other field (mask, beta, gamma, frame,
+# gate, check, derivatives, a method's own knobs in `extra`, ...) is the user's and kept.
+_BUDGET_FIELDS = ("quality", "estimator", "num_probes", "information", "taylor_vocab")
+
+
+@dataclass
+class Calibration:
+    n: int
+    forward_s: float  # one no-grad forward of n tokens
+    hvp_s: float  # one HVP within a batch, on the shared graph
+    graph_s: float  # the differentiable forward + create_graph backward
+
+
+@dataclass
+class Plan:
+    settings: HetaSettings
+    estimated_s: float
+    estimates: dict[str, float] = field(default_factory=dict)
+    fits: bool = True
+    note: str = ""
+
+
+def calibrate(lm: LoadedModel, n: int) -> Calibration:
+    """Measure (once per model and 32-token bucket) the cost units of the time model."""
+    nb = max(BUCKET, ((n + BUCKET - 1) // BUCKET) * BUCKET)
+    key = (ModelIdentity.of(lm), str(lm.device), nb)
+    if key in _CALIBRATION:
+        return _CALIBRATION[key]
+    d = lm.model.get_input_embeddings().weight.shape[1]
+    X = torch.randn(nb, d, device=lm.device, dtype=lm.dtype) * 0.02
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        lm.model(inputs_embeds=X[None], use_cache=False, logits_to_keep=1)
+        fwd = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    graph = TargetGraph(lm.model, X, 0)
+    _ = graph.grad
+    graph_s = time.perf_counter() - t0
+    B = 4
+    t0 = time.perf_counter()
+    graph.hvp(torch.ones(B, nb, d, device=lm.device, dtype=lm.dtype))
+    hvp = (time.perf_counter() - t0) / B
+    cal = Calibration(n=nb, forward_s=fwd, hvp_s=hvp, graph_s=graph_s)
+    _CALIBRATION[key] = cal
+    return cal
+
+
+def estimate_seconds(cal: Calibration, n: int, n_scored: int, s: HetaSettings) -> dict[str, float]:
+    """Seconds per stage (gate, graph, curvature, information) and their 'total', for n tokens."""
+    scale = n / cal.n
+    fwd, hvp, graph = cal.forward_s * scale, cal.hvp_s * scale, cal.graph_s * scale
+    est = {"gate": 1.5 * fwd, "graph": graph}
+    est["curvature"] = hvp * (n_scored * s.num_probes if s.estimator == "block" else s.num_probes)
+    if s.information == "exact":
+        # about n^2/2 token-positions recomputed: n/2 forwards of length n, plus one prefix pass
+        est["information"] = fwd * (1 + n_scored / 2 + s.mask_batch / 2)
+    else:
+        est["information"] = hvp * 0.6 * s.taylor_vocab  # a logit VJP costs a bit over half an HVP
+    est["total"] = sum(est.values())
+    return est
+
+
+def plan_for_budget(lm: LoadedModel, n: int, n_scored: int, budget_s: float, **overrides) -> Plan:
+    """The best preset (accurate > balanced > fast) whose estimate fits `budget_s`; if none does,
+    'fast' with fewer probes, flagged as not fitting."""
+    cal = calibrate(lm, n)
+    for quality in reversed(QUALITIES):
+        s = HetaSettings.preset(quality, **overrides)
+        est = estimate_seconds(cal, n, n_scored, s)
+        if est["total"] <= budget_s:
+            return Plan(s, est["total"], est, True, f"picked '{quality}': estimated {est['total']:.1f} s "
+                                                      f"<= budget {budget_s:g} s")
+    s = HetaSettings.preset("fast", **{**overrides, "num_probes": 1, "taylor_vocab": 4})
+    est = estimate_seconds(cal, n, n_scored, s)
+    return Plan(s, est["total"], est, False, f"nothing fits {budget_s:g} s at {n} tokens; ran the cheapest "
+                                             f"settings (estimated {est['total']:.1f} s)")
+
+
+def estimate_memory(lm: LoadedModel, n: int, s: HetaSettings) -> dict[str, int]:
+    """Peak bytes beyond what is already resident, per stage; 'peak' is the max over stages."""
+    # Factors fitted on SmolLM2 at n = 128 (measured peak RSS 2.0 / 3.2 GiB for 4 / 16 probes per
+    # batch; estimate 2.1 / 3.7): the create_graph backward keeps ~4.5x a forward's activations,
+    # each vmapped probe adds ~0.35x.
+    act = activation_bytes(lm, n, with_grad=True)
+    probe_b = min(s.probe_batch, max(s.num_probes, s.taylor_vocab if s.information == "taylor" else 1))
+    curvature = int(4.5 * act + 0.35 * probe_b * act)
+    information = s.mask_batch * masked_copy_bytes(lm, n) if s.information == "exact" else 0
+    est = {"gate": activation_bytes(lm, n, with_grad=False), "curvature": curvature, "information": information}
+    est["peak"] = max(est.values())
+    return est
+
+
+def fit_memory(lm: LoadedModel, n: int, s: HetaSettings, limit_bytes: int | None = None) -> HetaSettings:
+    """Settings whose estimated peak fits `limit_bytes` (default: free memory now), shrinking the
+    batch sizes (never the results) first; ResourceLimitError if even batch 1 does not fit."""
+    limit = memory_limit(lm, limit_bytes)
+    cur = s
+    while estimate_memory(lm, n, cur)["peak"] > limit:
+        if cur.probe_batch == 1 and cur.mask_batch == 1:
+            need = estimate_memory(lm, n, cur)["peak"]
+            raise ResourceLimitError(
+                f"Explaining {n} tokens needs about {need / 2**30:.1f} GiB but the limit is "
+                f"{limit / 2**30:.1f} GiB; shorten the prompt or lower max_tokens.")
+        cur = cur.replace(probe_batch=max(1, cur.probe_batch // 2), mask_batch=max(1, cur.mask_batch // 2))
+    return cur
+
+
+def plan_heta(lm: LoadedModel, n: int, n_scored: int, settings: HetaSettings,
+              memory_limit_bytes: int | None = None) -> tuple[HetaSettings, list[str]]:
+    """HETA's `AttributionMethod.plan`: resolve a time budget into a preset (the user's own
+    mask/beta/gamma/... kept), then shrink the batches to the memory limit. Returns the settings
+    to run with and the notes the report shows."""
+    notes: list[str] = []
+    if settings.time_budget_s is not None:
+        keep = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+                if f.name not in _BUDGET_FIELDS}
+        plan = plan_for_budget(lm, n, n_scored, settings.time_budget_s, **keep)
+        settings = plan.settings
+        notes.append(f"time budget: {plan.note}")
+    fitted = fit_memory(lm, n, settings, memory_limit_bytes)
+    if fitted != settings:
+        notes.append(f"memory: batches shrunk to probe_batch={fitted.probe_batch}, mask_batch={fitted.mask_batch} "
+                     "to fit the memory limit (results unchanged)")
+    return fitted, notes
+
+
+__all__ = ["Calibration", "Plan", "calibrate", "estimate_memory", "estimate_seconds", "fit_memory", "plan_for_budget",
+           "plan_heta"]

@@ -1,0 +1,67 @@
+"""The page's pure view functions (no NiceGUI, no model): the heatmap HTML is rendered
+unsanitised, so it must escape token text; tooltips carry the numbers; charts are valid."""
+import json
+
+from gui.page.compare import compare_summary
+from gui.views import heatmap_html, legend_html, logit_lens_chart, next_token_chart, strips_html, tooltip
+
+
+def _tok(i, display, text=None, special=False, score=0.1, norm=0.5, pct=50.0, rank=1):
+    comps = {} if special else {c: {"raw": 1.5 * (k + 1), "normalised": 0.2 * (k + 1)} for k, c in enumerate("MSI")}
+    return {"index": i, "display": display, "text": text if text is not None else display, "special": special,
+            "score": 0.0 if special else score, "normalised": 0.0 if special else norm,
+            "percentile": 0.0 if special else pct, "rank": None if special else rank, "components": comps}
+
+
+def _report(tokens, target_display="␣Paris", prob=0.77, target_id=7, alternatives=None):
+    alts = alternatives or [{"id": target_id, "text": target_display, "prob": prob}]
+    return {"tokens": tokens, "target": {"id": target_id, "display": target_display, "prob": prob, "rank": 1,
+                                         "alternatives": alts},
+            "summary": {"top": [{"display": t["display"]} for t in tokens if not t["special"]]}}
+
+
+def test_heatmap_escapes_token_text_and_marks_specials_and_newlines():
+    rep = _report([_tok(0, "<|im_start|>", special=True), _tok(1, "<script>alert(1)</script>", norm=1.0),
+                   _tok(2, "↵", text="\n", norm=0.2)], target_display="<b>")
+    out = heatmap_html(rep)
+    assert "<script>" not in out and "&lt;script&gt;" in out and "<b>" not in out
+    assert "background:#eee;color:#999" in out  # the special token is grey
+    assert "<br>" in out  # a newline token breaks the line
+    assert out.count('class="heta-tok"') == 3 and 'class="heta-target"' in out
+
+
+def test_tooltip_has_raw_normalised_percentile_rank_and_components():
+    tip = tooltip(_tok(3, "␣France", score=0.0123, norm=0.043, pct=80, rank=2))
+    for part in ("position 3", "␣France", "score 0.0123", "normalised 4.3%", "percentile 80", "rank 2",
+                 "M 1.5 (20.0%)", "S 3 (40.0%)", "I 4.5 (60.0%)"):
+        assert part in tip, part
+    assert "not scored" in tooltip(_tok(0, "<|im_start|>", special=True))
+
+
+def test_strips_have_one_row_per_component_and_skip_specials():
+    out = strips_html(_report([_tok(0, "<s>", special=True), _tok(1, "A"), _tok(2, "B")]))
+    assert out.count('class="heta-strip"') == 3 and "&lt;s&gt;" not in out
+    assert strips_html(_report([_tok(0, "<s>", special=True)])) == ""
+
+
+def test_charts_are_json_and_highlight_the_target():
+    rows = [{"id": 7, "text": "␣Paris", "prob": 0.7}, {"id": 8, "text": "␣the", "prob": 0.1}]
+    opt = next_token_chart(rows, target_id=7)
+    json.dumps(opt)
+    colours = {d["itemStyle"]["color"] for d in opt["series"][0]["data"]}
+    assert len(colours) == 2 and opt["yAxis"]["data"][-1] == "␣Paris"  # highest bar on top
+    lens = logit_lens_chart([{"layer": 1, "p_target": 0.1, "top": rows}, {"layer": 2, "p_target": 0.7, "top": rows}])
+    json.dumps(lens)
+    assert [s["name"] for s in lens["series"]] == ["p(target)", "p(top-1 of the layer)"]
+    assert "more influential" in legend_html()
+
+
+def test_compare_summary_same_and_different_targets():
+    a = _report([_tok(0, "The")], "␣Paris", 0.77, 7)
+    b_same = _report([_tok(0, "No")], "␣Paris", 0.60, 7)
+    assert "p changes by -0.170" in compare_summary(a, b_same)
+    b_diff = _report([_tok(0, "No")], "␣Lyon", 0.5, 9,
+                     alternatives=[{"id": 9, "text": "␣Lyon", "prob": 0.5}, {"id": 7, "text": "␣Paris", "prob": 0.2}])
+    assert "B gives A's “␣Paris” p 0.200 (-0.570)" in compare_summary(a, b_diff)
+    b_far = _report([_tok(0, "No")], "␣Lyon", 0.5, 9, alternatives=[{"id": 9, "text": "␣Lyon", "prob": 0.5}])
+    assert "not in B's top-5" in compare_summary(a, b_far)

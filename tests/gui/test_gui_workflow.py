@@ -1,0 +1,216 @@
+"""The app through NiceGUI's simulated user (no browser): the whole workflow on the offline
+model, exploring panels, bad inputs, queue position with two jobs, cancel, reload.
+
+`user_simulation(root=...)` is what NiceGUI's `user` fixture runs underneath; we call it
+directly so that each test builds the page around a shared AppState (one model, one queue)
+instead of executing run.py (whose argument parsing and model loading are not under test here).
+"""
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+from nicegui.testing.user_simulation import user_simulation
+
+from gui.page import build_page
+from gui.state import AppState
+from heta_lite.jobs import JobQueue
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def state(smollm):
+    st = AppState(model_name="smollm2-135m", default_quality="fast", queue=JobQueue())
+    st.lm = smollm
+    yield st
+    st.queue.shutdown(wait_s=300)  # let a running model job stop before the process may exit
+
+
+async def _until(cond, timeout=120.0):
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError
+        await asyncio.sleep(0.1)
+
+
+def _one(user, marker):
+    return next(iter(user.find(marker=marker).elements))
+
+
+def _blocker(started: threading.Event, steps: int = 400):
+    def fn(control):
+        started.set()
+        for i in range(steps):
+            control.step("blocking", i, steps)
+            time.sleep(0.05)
+
+    return fn
+
+
+async def test_full_workflow(state):
+    async with user_simulation(root=lambda: build_page(state)) as user:
+        await user.open("/")
+        await user.should_see("why did the model predict this token?")
+        await user.should_see("smollm2-135m")  # model and quantization in the header
+        await user.should_see("quantization none")
+        user.find("The capital of France is").click()  # an example chip (chat template off)
+        user.find(marker="generate").click()
+        await user.should_see("Click a token", retries=600)
+        await user.should_see("generated token at position", retries=600)
+        await user.should_see("Expected time here for", retries=900)  # measured per-preset estimate
+        user.find(marker="explain").click()
+        await user.should_see("Why '␣Paris'?", retries=1800)
+        heat = _one(user, "heatmap").content
+        assert "heta-tok" in heat and "percentile" in heat and "rank" in heat and "M " in heat
+        assert "heta-target" in heat
+        strips = _one(user, "strips").content
+        assert all(f'heta-strip-name" title="{c}' in strips for c in "MSI")
+        await user.should_see("Most influential tokens")
+        await user.should_see("What the model considered at this position")
+        await user.should_see("Settings: method heta · quality fast")
+        user.find("Download JSON report").click()
+        await _until(lambda: user.download.http_responses, 10)
+        from heta_lite.report import validate_report
+
+        report = json.loads(user.download.http_responses[-1].content)
+        validate_report(report)
+        assert report["target"]["mode"] == "generated" and report["target"]["display"] == "␣Paris"
+        user.find("Download PNG heatmap").click()
+        await _until(lambda: len(user.download.http_responses) >= 2, 20)
+        assert user.download.http_responses[-1].content[:8] == b"\x89PNG\r\n\x1a\n"
+        # exploring panels fill in for the target's position
+        await user.should_see("what the model would predict next", retries=900)
+        user.find(marker="attn-btn").click()
+        await _until(lambda: "attention" in _one(user, "attention").content, 60)
+        assert "Paris" not in _one(user, "attention").content  # the target itself is not in its context
+
+
+async def test_prompt_token_is_teacher_forced(state):
+    async with user_simulation(root=lambda: build_page(state)) as user:
+        await user.open("/")
+        user.find("The capital of France is").click()
+        user.find(marker="generate").click()
+        await user.should_see("Target:", retries=600)
+        user.find("␣France").click()  # a prompt token chip
+        # its position in the context as the model sees it (frame tokens first: heta_lite/frame.py)
+        from heta_lite.engine import make_context
+        from heta_lite.settings import HetaSettings
+        from heta_lite.targets import TargetSpec
+
+        ctx = make_context(state.lm, "The capital of France is", TargetSpec(generated=0, chat=False),
+                           HetaSettings.preset("fast"))
+        pos = next(t.index for t in ctx.tokens if t.display == "␣France")
+        assert pos == 3 + ctx.frame_len  # 'The capital of' before it, after the frame
+        await user.should_see(f"Target: '␣France' (prompt token at position {pos}, {pos} tokens of context)",
+                              retries=20)
+        user.find(marker="explain").click()
+        await user.should_see("Why '␣France'?", retries=1800)
+
+
+async def test_bad_input_is_answered_inline(state):
+    async with user_simulation(root=lambda: build_page(state)) as user:
+        await user.open("/")
+        user.find(marker="prompt").type("   ")
+        user.find(marker="generate").click()
+        await user.should_see("The prompt is empty")
+        user.find(marker="prompt").clear().type("word " * 700)
+        user.find(marker="generate").click()
+        await user.should_see("the limit is 512 tokens", retries=600)
+        user.find(marker="compare-btn").click()
+        await user.should_see("Type both prompts to compare.")
+
+
+async def test_template_only_context_is_refused_inline(state):
+    """A chat prompt's first tokens have only template tokens before them: picking one is
+    answered with what to change instead of a failing job."""
+    async with user_simulation(root=lambda: build_page(state)) as user:
+        await user.open("/")
+        user.find(marker="prompt").type("Hi")
+        user.find("Chat template").click()
+        user.find(marker="generate").click()
+        await user.should_see("Target:", retries=600)
+        user.find("system").click()
+        await user.should_see("pick a later one")
+
+
+async def test_page_says_when_the_model_is_loading():
+    st = AppState(model_name="smollm2-135m", queue=JobQueue())  # never loaded
+    async with user_simulation(root=lambda: build_page(st)) as user:
+        await user.open("/")
+        await user.should_see("Loading the model (smollm2-135m)")
+        user.find(marker="prompt").type("The capital of France is")
+        user.find(marker="generate").click()
+        await user.should_see("The model is still loading")
+    st.queue.shutdown(wait_s=300)  # let a running model job stop before the process may exit
+
+
+async def test_queue_position_with_two_jobs_ahead_and_cancel(state):
+    started = threading.Event()
+    async with user_simulation(root=lambda: build_page(state)) as user:
+        await user.open("/")
+        running = state.queue.submit(_blocker(started), kind="explain")
+        assert await asyncio.to_thread(started.wait, 10)
+        waiting = state.queue.submit(_blocker(threading.Event()), kind="explain")
+        user.find("The capital of France is").click()
+        user.find(marker="generate").click()
+        await user.should_see("Waiting in the queue: position 2", retries=50)
+        await user.should_see("starts in about")
+        state.queue.cancel(waiting.id)  # the job ahead leaves the queue: we move up
+        await user.should_see("Waiting in the queue: position 1", retries=50)
+        user.find(marker="cancel").click()
+        await user.should_see("Cancelled.", retries=50)
+        state.queue.cancel(running.id)
+        await _until(lambda: state.queue.get(running.id).state == "cancelled", 10)
+
+
+async def test_cancel_a_running_explanation(state):
+    async with user_simulation(root=lambda: build_page(state)) as user:
+        await user.open("/")
+        user.find("The capital of France is").click()
+        user.find(marker="generate").click()
+        await user.should_see("Expected time here for", retries=900)
+        user.find("Quality").click()
+        user.find("accurate").click()
+        user.find(marker="explain").click()
+        await user.should_see("Explaining:", retries=900)
+        user.find(marker="cancel").click()
+        await user.should_see("Cancelled.", retries=900)
+        await user.should_not_see("Why '")
+
+
+async def test_reload_reattaches_to_the_job(state):
+    from heta_lite.engine import explain
+    from heta_lite.settings import HetaSettings
+    from heta_lite.targets import TargetSpec
+
+    job = state.queue.submit(lambda control: explain(state.lm, "The sky is", TargetSpec(position=2, chat=False),
+                                                     HetaSettings.preset("fast"), control=control), kind="explain")
+    async with user_simulation(root=lambda: build_page(state, job_id=job.id)) as user:
+        await user.open("/")
+        await user.should_see("Why '", retries=1800)
+    async with user_simulation(root=lambda: build_page(state, job_id="nope")) as user:
+        await user.open("/")
+        await user.should_see("no longer known")
+
+
+async def test_compare_two_prompts(state):
+    async with user_simulation(root=lambda: build_page(state)) as user:
+        await user.open("/")
+        user.find(marker="compare-a").type("The capital of France is")
+        user.find(marker="compare-b").type("No, think again: the capital of France is")
+        user.find(marker="compare-btn").click()
+        await user.should_see("A predicts", retries=1800)
+
+
+async def test_memory_panel_without_gpu(state):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the no-GPU wording")
+    async with user_simulation(root=lambda: build_page(state)) as user:
+        await user.open("/")
+        await user.should_see("No GPU present", retries=40)
+        await user.should_see("Process RSS")
