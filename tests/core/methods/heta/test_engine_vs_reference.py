@@ -55,8 +55,11 @@ def test_engine_matches_reference_block(arch, mask):
     # small batches so several chunks (with different prefix lengths) are exercised
     s = HetaSettings(estimator="block", num_probes=3, mask=mask, probe_batch=5, mask_batch=3, seed=3)
     res, y = _engine(lm, ids, scored, s)
-    ref = _reference(lm, ids, scored, s, y)
-    sc = scored.numpy()
+    assert_matches_reference(res, _reference(lm, ids, scored, s, y), scored.numpy())
+
+
+def assert_matches_reference(res, ref, sc):
+    """The engine's raw M, S, I and final scores against the reference's, at this file's tolerances."""
     c = res.components
     np.testing.assert_allclose(c["M"].raw[sc], ref["M_raw"].numpy()[sc], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(c["S"].raw[sc], ref["S_raw"].numpy()[sc], rtol=1e-5, atol=1e-7)

@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 from heta_lite.models.arch import ARCHITECTURES, head_dims
 from heta_lite.settings import HetaSettings
 from tests.reference.tiny import TINY_BUILDERS
-from tests.core.methods.heta.test_engine_vs_reference import I_ATOL_FRACTION, PAD_ID, _engine, _reference, _setup
+from tests.core.methods.heta.test_engine_vs_reference import PAD_ID, _engine, _reference, _setup, assert_matches_reference
 
 FAMILIES = sorted(ARCHITECTURES)
 
@@ -43,14 +43,7 @@ def _check_against_reference(lm, ids, scored, settings):
     res, y = _engine(lm, ids, scored, settings)
     ref = _reference(lm, ids, scored, settings, y)
     sc = scored.numpy()
-    c = res.components
-    # the tolerances of tests/core/methods/heta/test_engine_vs_reference.py (I: see I_ATOL_FRACTION there)
-    np.testing.assert_allclose(c["M"].raw[sc], ref["M_raw"].numpy()[sc], rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(c["S"].raw[sc], ref["S_raw"].numpy()[sc], rtol=1e-5, atol=1e-7)
-    I_ref = ref["I_raw"].numpy()[sc]
-    np.testing.assert_allclose(c["I"].raw[sc], I_ref, rtol=1e-5, atol=I_ATOL_FRACTION * I_ref.max())
-    np.testing.assert_allclose(res.scores, ref["attr"].numpy(), rtol=1e-5, atol=1e-8)
-    assert np.all(res.scores[~sc] == 0)
+    assert_matches_reference(res, ref, sc)
     for key in ("M_raw", "S_raw", "I_raw"):  # not vacuous (a sliding window may leave far tokens at 0)
         assert np.count_nonzero(ref[key].numpy()[sc] > 0) >= sc.sum() // 2, key
 
