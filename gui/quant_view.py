@@ -1,6 +1,6 @@
 """Side-by-side view of one prompt explained in two quantization modes, with their agreement.
 
-The numbers are the same as `heta-lite quant-compare` computes per item (quant.agreement over
+The numbers are the same as `heta-lite quant-compare` computes per item (heta_lite.agreement over
 the scored tokens), so what a user sees here and what the comparison runs report match.
 """
 from __future__ import annotations

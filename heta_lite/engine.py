@@ -16,7 +16,7 @@ import functools
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from .control import JobControl
 from .errors import HetaError, InputError, ResourceLimitError
 from .faithfulness.check import FaithfulnessCheck, faithfulness_check
 from .methods import AttributionResult, MethodInput, get_method
+from .methods.registry import configure
 from .models.loader import LoadedModel, attention_implementation
 from .profiling import PeakMemory, StageTimer
 from .quantization.derivatives import resolve_derivative_path
@@ -136,6 +137,7 @@ def explain_context(lm: LoadedModel, ctx: Context, settings: HetaSettings, metho
     if ctx.frame.setting != settings.frame:
         raise InputError(f"The context was built with frame '{ctx.frame.setting}' but the settings ask for "
                          f"'{settings.frame}'; build (generate) it again with the same frame.", "frame")
+    settings = configure(method, settings)  # the method's own knobs, defaults filled: in report and key
     settings, notes = plan_settings(lm, ctx, settings, memory_limit_bytes, method)
     if cache is not None:
         cached = cache.get(report_key(lm, ctx, settings, method))
@@ -213,6 +215,28 @@ def frame_report(ctx: Context, result: AttributionResult, normalised: np.ndarray
             "gate_mass_on_frame": gate_share,
             "first_content_index": first,
             "first_content_share": None if first is None else float(normalised[first])}
+
+
+def association_matrix(lm: LoadedModel, first: Explanation, method: str = "heta", control: JobControl | None = None,
+                       cache=None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """The input x output association matrix of a generation: rows = each generated token,
+    columns = every token before the last one, cells = that row target's normalised score of the
+    column token (None where the column comes after the row). `first` is one explanation of the
+    generation (its row is reused); every other row is explained with the same settings."""
+    ctx = first.context
+    gen_positions = range(ctx.prompt_len, len(ctx.ids))
+    cols = [t.display for t in ctx.tokens[: len(ctx.ids) - 1]]
+    rows, matrix = [], []
+    for k, t in enumerate(gen_positions):
+        if control is not None:
+            control.step("association", k, len(gen_positions))
+        exp = first if t == ctx.target_pos else explain_context(lm, ctx.with_target(t), first.settings, method,
+                                                                control, cache=cache)
+        rows.append(ctx.tokens[t].display)
+        matrix.append([float(v) for v in exp.normalised] + [None] * (len(cols) - t))
+        if progress is not None:
+            progress(len(rows), len(gen_positions))
+    return {"rows": rows, "columns": cols, "row_positions": list(gen_positions), "matrix": matrix}
 
 
 def make_context(lm: LoadedModel, prompt: str, target: TargetSpec, settings: HetaSettings, cache=None) -> Context:

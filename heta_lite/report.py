@@ -1,20 +1,34 @@
-"""The versioned JSON report (schema `heta-lite/report/v1`, documented in docs/report.md).
+"""The one result type: `Report`, the versioned JSON report (schema `heta-lite/report/v1`,
+documented in docs/report.md).
 
-One function builds it from an `Explanation`, one validates any dict against the JSON
-Schema file shipped in the package; CLI, GUI and API all use these two.
+`Report.from_explanation` builds it from an engine `Explanation` (the live object with tensors);
+`save` / `load` / `validate` / `to_dict` are the only ways a report leaves or enters the program,
+so the CLI, the batch command, the API, jobs and the GUI's export write the same document, and
+any of them can be read back and checked against the JSON Schema shipped in the package.
 """
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .errors import InputError
+
 SCHEMA_ID = "heta-lite/report/v1"
+
+
+class ReportError(InputError):
+    """A file or dict that is not a valid report."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "report")
 
 
 def _f(x: float) -> float | None:
@@ -71,6 +85,86 @@ def build_report(exp) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Report:
+    """One explanation as a document: the v1 report's fields, validated on the way in and out.
+    The nested parts (target, tokens, settings, ...) keep the schema's JSON shapes."""
+
+    document: dict[str, Any]
+
+    @classmethod
+    def from_explanation(cls, exp, association: dict[str, Any] | None = None) -> "Report":
+        doc = build_report(exp)
+        if association is not None:
+            doc["association"] = association
+        return cls(doc)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "Report":
+        """A report read from JSON; raises ReportError if it does not follow the schema."""
+        report = cls(doc)
+        report.validate()
+        return report
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Report":
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise ReportError(f"{path} is not a readable JSON report: {err}.") from None
+        return cls.from_dict(doc)
+
+    def validate(self) -> "Report":
+        import jsonschema
+
+        try:
+            jsonschema.validate(self.document, schema())
+        except jsonschema.ValidationError as err:
+            where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+            raise ReportError(f"Not a valid {SCHEMA_ID} report at {where}: {err.message}") from None
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.document
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return dumps(self.document, indent)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        return path
+
+    # the fields every surface reads
+    @property
+    def method(self) -> str:
+        return self.document["method"]
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.document["settings"]
+
+    @property
+    def target(self) -> dict[str, Any]:
+        return self.document["target"]
+
+    @property
+    def tokens(self) -> list[dict[str, Any]]:
+        return self.document["tokens"]
+
+    @property
+    def association(self) -> dict[str, Any] | None:
+        return self.document.get("association")
+
+    def scores(self) -> list[float]:
+        """Normalised score per context token (0 for frame/template tokens)."""
+        return [t["normalised"] for t in self.tokens]
+
+    def top(self, k: int = 10) -> list[dict[str, Any]]:
+        """The k highest-ranked scored tokens, best first."""
+        return sorted((t for t in self.tokens if t["rank"]), key=lambda t: t["rank"])[:k]
+
+
 def dumps(report: dict[str, Any], indent: int | None = 2) -> str:
     return json.dumps(report, indent=indent, ensure_ascii=False, default=_default)
 
@@ -87,7 +181,8 @@ def schema() -> dict[str, Any]:
 
 
 def validate_report(report: dict[str, Any]) -> None:
-    """Raise jsonschema.ValidationError if `report` doesn't follow the v1 schema."""
+    """Raise jsonschema.ValidationError if `report` (a dict) doesn't follow the v1 schema (tests and
+    `heta-lite validate` want the full error; `Report.validate` words it for users)."""
     import jsonschema
 
     jsonschema.validate(report, schema())

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import InputError
+from .options import check_options, option
 
 Estimator = Literal["block", "global"]
 MaskScheme = Literal["zero", "mean", "pad", "delete"]
@@ -59,56 +60,46 @@ class HetaSettings:
     of the cache key like every other field.
     """
 
-    quality: str = "balanced"
-    estimator: Estimator = "block"
-    num_probes: int = 3
-    mask: MaskScheme = "zero"
-    beta: float = 0.5
-    gamma: float = 0.5
-    combination: Combination = "normalised"
-    seed: int = 0
-    max_tokens: int = 512
-    information: InformationMode = "exact"
-    taylor_vocab: int = 32
-    probe_batch: int = 16
-    mask_batch: int = 8
-    time_budget_s: float | None = None
-    derivatives: str = "auto"
-    frame: str = "auto"
-    gate: str = "full"
-    check: bool = True
+    quality: str = option("balanced", choices=QUALITIES, api=False,
+                          help="quality preset: fast, balanced (exact I) or accurate (block S)")
+    estimator: Estimator = option("block", choices=ESTIMATORS, help="curvature estimator for S (overrides the preset)")
+    num_probes: int = option(3, flag="--probes", low=1, high=256, api_high=32, help="number of Rademacher probes m")
+    mask: MaskScheme = option("zero", choices=MASK_SCHEMES, help="what replaces a token's embedding for the information gain I")
+    beta: float = option(0.5, low=0, api_high=10, help="weight of the curvature term S")
+    gamma: float = option(0.5, low=0, api_high=10, help="weight of the information term I")
+    combination: Combination = option("normalised", choices=COMBINATIONS,
+                                      help="normalised (S, I each sum to 1) or raw (the paper's code)")
+    seed: int = option(0, low=0, high=2**63 - 1, api_high=2**31 - 1, help="seed of the probes and random draws")
+    max_tokens: int = option(512, low=1, high=32768, api_high=1024, help="context token limit")
+    information: InformationMode = option("exact", choices=INFORMATION_MODES,
+                                          help="KL term: exact masking or its Taylor estimate")
+    taylor_vocab: int = option(32, low=1, high=4096, api_high=256,
+                               help="Taylor estimate of I: logit gradients taken for this many top tokens")
+    probe_batch: int = option(16, low=1, high=4096, api=False, help="probes / path points per backward (speed only)")
+    mask_batch: int = option(8, low=1, high=4096, api=False, help="masked copies per forward (speed only)")
+    time_budget_s: float | None = option(None, flag="--time-budget", low=0, low_open=True, high=86400, api_high=600,
+                                         help="pick the best settings estimated to fit in this many seconds")
+    derivatives: str = option("auto", choices=DERIVATIVE_PATHS,
+                              help="quantized models: gradients/HVPs through the quantized layers if they pass the "
+                              "derivative check (auto), always (quantized; refused if the check fails) or through "
+                              "the dequantized weights (dequantized)")
+    frame: str = option("auto", choices=FRAMES,
+                        help="auto (default): start the context with frame tokens (chat template opening, BOS or "
+                        "the model's document separator), never scored; none: nothing prepended (the authors' setting)")
+    gate: str = option("full", choices=GATES,
+                       help="rollout of the gate M: full (all layers), last-quarter, norm-mixing (docs/method.md)")
+    check: bool = option(True, negate_flag="--no-check",
+                         help="run the faithfulness check (top-k vs random deletion) after the explanation "
+                         "(--no-check skips it)")
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        if self.estimator not in ESTIMATORS:
-            raise InputError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}.", "estimator")
-        if self.mask not in MASK_SCHEMES:
-            raise InputError(f"mask must be one of {MASK_SCHEMES}, got {self.mask!r}.", "mask")
-        if self.information not in INFORMATION_MODES:
-            raise InputError(f"information must be one of {INFORMATION_MODES}, got {self.information!r}.", "information")
+        check_options(self)  # choices and bounds, from the declarations above
         if self.information == "taylor" and self.mask == "delete":
             raise InputError("The Taylor information estimate needs a replacement embedding; use mask 'zero', "
                              "'mean' or 'pad', or information 'exact'.", "information")
-        if not (1 <= int(self.taylor_vocab) <= 4096):
-            raise InputError(f"taylor_vocab must be between 1 and 4096, got {self.taylor_vocab}.", "taylor_vocab")
-        if self.combination not in COMBINATIONS:
-            raise InputError(f"combination must be one of {COMBINATIONS}, got {self.combination!r}.", "combination")
-        if not (1 <= int(self.num_probes) <= 256):
-            raise InputError(f"num_probes must be between 1 and 256, got {self.num_probes}.", "num_probes")
-        if not (1 <= int(self.max_tokens) <= 32768):
-            raise InputError(f"max_tokens must be between 1 and 32768, got {self.max_tokens}.", "max_tokens")
-        if self.beta < 0 or self.gamma < 0 or (self.beta == 0 and self.gamma == 0):
+        if self.beta == 0 and self.gamma == 0:
             raise InputError("beta and gamma must be >= 0 and not both 0.", "beta")
-        if self.time_budget_s is not None and not (0 < float(self.time_budget_s) <= 86400):
-            raise InputError(f"time_budget_s must be between 0 and 86400 s, got {self.time_budget_s}.", "time_budget_s")
-        if self.derivatives not in DERIVATIVE_PATHS:
-            raise InputError(f"derivatives must be one of {DERIVATIVE_PATHS}, got {self.derivatives!r}.", "derivatives")
-        if self.frame not in FRAMES:
-            raise InputError(f"frame must be one of {FRAMES}, got {self.frame!r}.", "frame")
-        if self.gate not in GATES:
-            raise InputError(f"gate must be one of {GATES}, got {self.gate!r}.", "gate")
-        if self.probe_batch < 1 or self.mask_batch < 1:
-            raise InputError("probe_batch and mask_batch must be >= 1.", "probe_batch")
 
     @classmethod
     def preset(cls, quality: str = "balanced", **overrides: Any) -> "HetaSettings":

@@ -34,7 +34,7 @@ REAL_MODEL_FIXTURES = ("smollm", "live_server")
 
 
 def _user_models_folder() -> Path:
-    """heta_lite.models.registry.cache_home() / "models", read before the session redirects
+    """heta_lite.models.catalogue.cache_home() / "models", read before the session redirects
     HETA_LITE_HOME. The rule is repeated, not imported: importing heta_lite here, while pytest
     configures, would turn any import error into an INTERNALERROR for every test (a test checks
     that the two agree)."""
@@ -90,7 +90,7 @@ def _smollm_tokenizer_into(folder: Path) -> None:
     """SmolLM2's tokenizer files: copied from the converted model when there is one, else read from
     the packaged GGUF alone (~10 s; converting the whole model would load its weights too)."""
     from heta_lite.models.gguf_convert import packaged_gguf_path
-    from heta_lite.models.registry import cache_home, resolve_model_name
+    from heta_lite.models.catalogue import cache_home, resolve_model_name
 
     source = resolve_model_name("smollm2-135m")
     converted = cache_home() / "models" / source.name

@@ -91,7 +91,7 @@ def test_cli_default_cache_is_the_sessions_temporary_one(session_home):
 
 def test_the_sessions_model_folder_rule_is_the_apps(monkeypatch, tmp_path):
     """conftest repeats cache_home()'s rule to find the user's converted models; they must agree."""
-    from heta_lite.models.registry import cache_home
+    from heta_lite.models.catalogue import cache_home
     from tests.conftest import _user_models_folder
 
     monkeypatch.setenv("HETA_LITE_HOME", str(tmp_path))

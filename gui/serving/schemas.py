@@ -1,9 +1,17 @@
-"""Request bodies of the REST API (pydantic; every field bounded) and the input limits."""
+"""Request bodies of the REST API (pydantic; every field bounded) and the input limits.
+
+The explanation options are not written here: `OptionsIn` is generated from the knobs' one
+declaration (heta_lite/options.py), like the CLI flags."""
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from heta_lite.methods.registry import method_configs
+from heta_lite.options import Option, options_of, value_type
+from heta_lite.settings import QUALITIES, HetaSettings
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_PROMPT_CHARS = 20_000
@@ -17,21 +25,40 @@ class TargetIn(BaseModel):
     chat: bool | None = None
 
 
-class OptionsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    estimator: Literal["block", "global"] | None = None
-    num_probes: int | None = Field(None, ge=1, le=32)
-    mask: Literal["zero", "mean", "pad", "delete"] | None = None
-    beta: float | None = Field(None, ge=0, le=10)
-    gamma: float | None = Field(None, ge=0, le=10)
-    combination: Literal["normalised", "raw"] | None = None
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
-    max_tokens: int | None = Field(None, ge=1, le=1024)
-    information: Literal["exact", "taylor"] | None = None
-    time_budget_s: float | None = Field(None, gt=0, le=600)
-    frame: Literal["auto", "none"] | None = Field(None, description="auto (default): frame tokens first; none: authors' setting")
-    gate: Literal["full", "last-quarter", "norm-mixing"] | None = None
-    check: bool | None = Field(None, description="run the faithfulness check (default true)")
+def _api_field(cls, f, opt: Option) -> tuple[Any, Any]:
+    """(annotation, Field) of one declared knob for the public API: optional (None = the preset's or
+    the declared default), its choices as a Literal, its bounds with the API's tighter cap."""
+    kind = Literal[tuple(opt.choices)] if opt.choices is not None else value_type(cls, f.name)
+    bounds: dict[str, Any] = {}
+    if opt.low is not None:
+        bounds["gt" if opt.low_open else "ge"] = opt.low
+    high = opt.api_high if opt.api_high is not None else opt.high
+    if high is not None:
+        bounds["le"] = high
+    return kind | None, Field(None, description=opt.help, **bounds)
+
+
+def _options_model() -> type[BaseModel]:
+    """OptionsIn, generated from the one declaration of every knob (heta_lite/options.py):
+    HetaSettings' fields and each method's own config (e.g. integrated gradients' ig_steps)."""
+    fields: dict[str, Any] = {}
+    for cls in (HetaSettings, *method_configs().values()):
+        for f, opt in options_of(cls):
+            if opt.api:
+                fields[f.name] = _api_field(cls, f, opt)
+    return create_model("OptionsIn", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+OptionsIn = _options_model()
+
+
+def settings_of(quality: str, options: BaseModel) -> HetaSettings:
+    """The HetaSettings of an API request: the preset, the options it sets, each method's own knobs in
+    `extra` (the engine keeps the chosen method's)."""
+    given = options.model_dump(exclude_none=True)
+    method_keys = {f.name for cfg in method_configs().values() for f in dataclasses.fields(cfg)}
+    extra = {k: given.pop(k) for k in list(given) if k in method_keys}
+    return HetaSettings.preset(quality, **given, extra=extra)
 
 
 class ExplainIn(BaseModel):
@@ -39,7 +66,7 @@ class ExplainIn(BaseModel):
     prompt: str = Field(..., max_length=MAX_PROMPT_CHARS)
     target: TargetIn = Field(default_factory=TargetIn)
     method: str = Field("heta", max_length=64)
-    quality: Literal["fast", "balanced", "accurate"] = "fast"
+    quality: Literal[QUALITIES] = "fast"  # type: ignore[valid-type]
     options: OptionsIn = Field(default_factory=OptionsIn)
     run_async: bool = Field(False, alias="async", description="return a job id at once")
     model: str | None = Field(None, max_length=200, description="a loaded model (default: the primary)")

@@ -28,7 +28,7 @@ def run(args) -> int:
     from ..engine import explain
     from ..errors import HetaError, InputError
     from ..models import load_model
-    from ..report import build_report
+    from ..report import Report
     from ..targets import TargetSpec
 
     src = Path(args.input)
@@ -62,10 +62,10 @@ def run(args) -> int:
                     continue
                 target = TargetSpec(position=obj.get("target_pos"), generated=obj.get("target_gen"),
                                     max_new_tokens=args.max_new_tokens)
-                rep = build_report(explain(lm, obj["prompt"], target, settings, method=obj.get("method", "heta"),
-                                           cache=cache))
-                rep["batch_id"] = bid
-                fh.write(json.dumps(rep, ensure_ascii=False) + "\n")
+                rep = Report.from_explanation(explain(lm, obj["prompt"], target, settings,
+                                                      method=obj.get("method", "heta"), cache=cache))
+                rep.document["batch_id"] = bid
+                fh.write(rep.to_json(indent=None) + "\n")
                 ok += 1
             except (ValueError, HetaError, TypeError) as err:
                 msg = str(err).splitlines()[0] if str(err) else type(err).__name__

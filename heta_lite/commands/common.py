@@ -6,7 +6,9 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..quantization.modes import ACCEPTED, QUANT_MODES
-from ..settings import DERIVATIVE_PATHS, ESTIMATORS, FRAMES, GATES, MASK_SCHEMES, QUALITIES, HetaSettings
+from ..methods.registry import method_configs
+from ..options import add_arguments, values_from_args
+from ..settings import HetaSettings
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -18,38 +20,23 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_settings_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quality", default="balanced", choices=QUALITIES)
-    p.add_argument("--estimator", choices=ESTIMATORS, help="curvature estimator (overrides the preset)")
-    p.add_argument("--probes", type=int, help="number of Rademacher probes m")
-    p.add_argument("--mask", choices=MASK_SCHEMES, help="mask scheme for the information gain")
-    p.add_argument("--beta", type=float, help="weight of the curvature term S")
-    p.add_argument("--gamma", type=float, help="weight of the information term I")
-    p.add_argument("--combination", choices=["normalised", "raw"])
-    p.add_argument("--seed", type=int)
-    p.add_argument("--max-tokens", type=int, default=512, help="context token limit (default 512)")
-    p.add_argument("--information", choices=["exact", "taylor"], help="KL term: exact masking or Taylor estimate")
-    p.add_argument("--time-budget", type=float, help="pick the best settings estimated to fit in this many seconds")
-    p.add_argument("--derivatives", choices=DERIVATIVE_PATHS,
-                   help="quantized models: take gradients/HVPs through the quantized layers if they pass the "
-                   "derivative check (auto), always (quantized; refused if the check fails) or through the "
-                   "dequantized weights (dequantized)")
-    p.add_argument("--frame", choices=FRAMES, default="auto",
-                   help="auto (default): start the context with frame tokens (chat template opening, BOS or the "
-                   "model's document separator), never scored; none: nothing prepended (the authors' setting)")
-    p.add_argument("--gate", choices=GATES, default="full",
-                   help="rollout of the gate M: full (all layers), last-quarter, norm-mixing (docs/method.md)")
-    p.add_argument("--no-check", dest="check", action="store_false",
-                   help="skip the faithfulness check (top-k vs random deletion) after the explanation")
+    """Every knob of HetaSettings and of each method's own config, generated from their declarations
+    (heta_lite/options.py); None = keep the preset's value."""
+    from ..methods.heta.presets import PRESETS
+
+    preset_fields = {k for values in PRESETS.values() for k in values}
+    add_arguments(p, HetaSettings, defaults={"quality": "balanced"},
+                  default_notes={k: "set by --quality" for k in preset_fields})
+    for cfg in method_configs().values():
+        add_arguments(p, cfg)
     p.add_argument("--time-limit", type=float, help="stop the job after this many seconds")
     p.add_argument("--cache-dir", help="diskcache folder (default ~/.cache/heta-lite/cache); 'off' disables it")
 
 
 def settings_from_args(args: argparse.Namespace) -> HetaSettings:
-    return HetaSettings.preset(args.quality, estimator=args.estimator, num_probes=args.probes, mask=args.mask,
-                               beta=args.beta, gamma=args.gamma, combination=args.combination, seed=args.seed,
-                               max_tokens=args.max_tokens, information=args.information,
-                               time_budget_s=args.time_budget, derivatives=getattr(args, "derivatives", None),
-                               frame=args.frame, gate=args.gate, check=args.check)
+    values = values_from_args(HetaSettings, args)
+    extra = {k: v for cfg in method_configs().values() for k, v in values_from_args(cfg, args).items()}
+    return HetaSettings.preset(values.pop("quality", "balanced"), **values, extra=extra)
 
 
 def cache_from_args(args: argparse.Namespace):

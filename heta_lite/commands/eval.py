@@ -26,7 +26,6 @@ def add_parser(sub) -> None:
                    help="dev: base items with an even number, test: odd (an item and its swap share a half); "
                         "the summary covers that half only")
     p.add_argument("--draws", type=int, default=5, help="random draws for the random baselines")
-    p.add_argument("--ig-steps", type=int, default=32, help="integrated gradients: points on the path")
     p.add_argument("--out", required=True, help="output folder (re-running resumes)")
     add_model_args(p)
     add_settings_args(p)
@@ -55,10 +54,7 @@ def run(args) -> int:
                          "dataset")
     items = first_base_items(items, args.limit)
     lm = load_model(args.model, device=args.device, quantization=args.quant)
-    if args.ig_steps < 1:
-        raise InputError("--ig-steps must be >= 1.", "ig_steps")
     settings = settings_from_args(args)
-    settings = settings.replace(extra={**settings.extra, "ig_steps": args.ig_steps})
     from .common import cache_from_args
 
     cache = cache_from_args(args) if args.cache_dir else None  # S and I shared by the gates of one item

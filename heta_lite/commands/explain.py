@@ -31,9 +31,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine import explain
+    from ..engine import association_matrix, explain
     from ..models import load_model
-    from ..report import build_report, dumps
+    from ..report import Report
     from ..targets import TargetSpec, check_prompt
 
     prompt = check_prompt(read_prompt(args))  # before the (slow) model load
@@ -49,14 +49,16 @@ def run(args: argparse.Namespace) -> int:
     control = JobControl(time_limit_s=args.time_limit, progress=_progress_printer() if args.verbose else None)
     cache = cache_from_args(args)
     exp = explain(lm, prompt, target, settings, method=args.method, control=control, cache=cache)
-    report = build_report(exp)
+    assoc = None
     if args.all_generated:
-        report["association"] = association(lm, exp, settings, args.method, control, cache)
+        assoc = association_matrix(lm, exp, args.method, control, cache, progress=_association_progress)
+        print(file=sys.stderr)
+    report = Report.from_explanation(exp, association=assoc).to_dict()
     to_stdout = args.json_out == "-"
     table_stream = sys.stderr if to_stdout else sys.stdout
     print_table(report, args.top, table_stream)
     if args.json_out:
-        text = dumps(report)
+        text = Report(report).to_json()
         if to_stdout:
             sys.stdout.write(text + "\n")
         else:
@@ -71,23 +73,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def association(lm, first, settings, method, control, cache) -> dict:
-    """Rows: each generated token; columns: every token before the last one; cells: the row
-    target's normalised score of that context token (None where the token comes after it)."""
-    from ..engine import explain_context
-
-    ctx = first.context
-    gen_positions = range(ctx.prompt_len, len(ctx.ids))
-    cols = [t.display for t in ctx.tokens[: len(ctx.ids) - 1]]
-    rows, matrix = [], []
-    for t in gen_positions:
-        exp = first if t == ctx.target_pos else explain_context(lm, ctx.with_target(t), settings, method, control,
-                                                                cache=cache)
-        rows.append(ctx.tokens[t].display)
-        matrix.append([float(v) for v in exp.normalised] + [None] * (len(cols) - t))
-        print(f"\rassociation: {len(rows)}/{len(gen_positions)} generated tokens", end="", file=sys.stderr)
-    print(file=sys.stderr)
-    return {"rows": rows, "columns": cols, "row_positions": list(gen_positions), "matrix": matrix}
+def _association_progress(done: int, total: int) -> None:
+    print(f"\rassociation: {done}/{total} generated tokens", end="", file=sys.stderr)
 
 
 def _progress_printer():

@@ -3,6 +3,7 @@ and the one hook through which a method plans its own run (time budget, memory).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, ContextManager
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from ..control import JobControl
-from ..errors import ResourceLimitError
+from ..errors import InputError, ResourceLimitError
 from ..models.footprint import activation_bytes, memory_limit
 from ..models.loader import LoadedModel
 from ..profiling import StageTimer
@@ -55,6 +56,29 @@ class AttributionMethod:
     name: ClassVar[str]
     description: ClassVar[str] = ""
     uses_gradients: ClassVar[bool] = False
+    # The method's own knobs: a dataclass whose fields are declared with heta_lite.options.option
+    # (so CLI flags and API fields are generated from it). Its values ride in settings.extra.
+    config: ClassVar[type | None] = None
+
+    def configure(self, settings: HetaSettings, known: frozenset[str] = frozenset()) -> HetaSettings:
+        """`settings` with `extra` holding exactly this method's config, defaults filled in and
+        validated, so the report and the cache key always name every knob the run used (two runs
+        differing in one knob never share a cache entry). Knobs of other methods (`known`: every
+        registered method's) are dropped; a knob no method declares is refused."""
+        mine = {f.name for f in dataclasses.fields(self.config)} if self.config is not None else set()
+        stray = sorted(set(settings.extra) - mine - set(known))
+        if stray:
+            raise InputError(f"Unknown option(s) for '{self.name}': {', '.join(stray)}.", stray[0])
+        if self.config is None:
+            return settings.replace(extra={}) if settings.extra else settings
+        cfg = self.config(**{k: v for k, v in settings.extra.items() if k in mine})
+        return settings.replace(extra=dataclasses.asdict(cfg))
+
+    def options(self, settings: HetaSettings) -> Any:
+        """This method's config instance from (configured) settings."""
+        assert self.config is not None, f"{self.name} declares no config"
+        return self.config(**{k: settings.extra[k] for k in settings.extra
+                              if k in {f.name for f in dataclasses.fields(self.config)}})
 
     def needs_gradients(self, settings: HetaSettings) -> bool:
         """Whether this run differentiates through the model (refused on unvalidated quantized layers)."""

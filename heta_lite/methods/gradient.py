@@ -5,10 +5,12 @@ the dequantized weights); checked against Captum in tests/core/methods/test_base
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
+from ..options import check_options, option
 from ..models.footprint import activation_bytes, memory_limit
 from ..settings import HetaSettings
 from .base import AttributionMethod, AttributionResult, MethodInput, fit_batch
@@ -50,14 +52,25 @@ class InputXGradient(AttributionMethod):
         return finish((grad * inp.X).sum(-1).abs(), inp, logits)
 
 
+@dataclass(frozen=True)
+class IntegratedGradientsConfig:
+    """Integrated gradients' own knob (recorded in the report's settings.extra and the cache key)."""
+
+    ig_steps: int = option(32, low=1, high=1024, api_high=256, help="integrated gradients: path points (Riemann midpoints)")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
 @register
 class IntegratedGradients(AttributionMethod):
     """Sundararajan et al. 2017, zero-embedding baseline, Riemann midpoint rule with `steps`
-    points (settings.extra['ig_steps'], default 32), `probe_batch` points per pass; per-token
-    score |sum_d (x - x0) * mean_alpha grad|."""
+    points (`IntegratedGradientsConfig.ig_steps`, default 32), `probe_batch` points per pass;
+    per-token score |sum_d (x - x0) * mean_alpha grad|."""
 
     name: ClassVar[str] = "integrated_gradients"
     uses_gradients: ClassVar[bool] = True
+    config: ClassVar[type] = IntegratedGradientsConfig
     description: ClassVar[str] = "integrated gradients, zero baseline"
 
     def plan(self, lm, n: int, n_scored: int, settings: HetaSettings,
@@ -76,7 +89,7 @@ class IntegratedGradients(AttributionMethod):
         completeness they sum to g(x) - g(x0) up to the Riemann error (checked in the tests).
         The baseline x0 zeroes the scored tokens only: frame and template tokens stay as they are
         along the whole path (spec 'Frame token': no baseline zeroes them)."""
-        steps = int(inp.settings.extra.get("ig_steps", 32))
+        steps = self.options(inp.settings).ig_steps
         X0 = inp.X * (~inp.scored).to(inp.X.dtype)[:, None]
         D = inp.X - X0  # x - x0: zero on unscored rows
         alphas = (torch.arange(steps, dtype=torch.float64) + 0.5) / steps
