@@ -1,0 +1,159 @@
+"""The test-half report of the pre-registered evaluation (experiments/results/README.md,
+"Faithfulness v2"): every method under both frames, every metric with a bootstrap interval, DSA per
+passage order and pooled, the first-content-token share and top-1 rate, and the issue's bars for
+the default that `select_default.py` chose on the dev half.
+
+    python -m experiments.report_v2 [--root experiments/results/eval_v2] [--half test]
+
+Written before any test-half number existed. Items: per set, those whose target is in the model's
+top-5 both with and without the frame (the rule the selection used), so both frames are compared
+on the same items. Writes <root>/<half>_report.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from heta_lite.faithfulness.metrics import bootstrap_ci
+
+try:
+    from experiments.select_default import FRAMES, ORDERS, SETS, common_items, load_rows
+except ImportError:  # run as a script from experiments/
+    from select_default import FRAMES, ORDERS, SETS, common_items, load_rows
+
+METRICS = ("aopc_zero", "aopc_delete", "sufficiency", "soft_nc_ratio", "soft_ns_ratio", "first_token_mass")
+SEGMENTED = ("dsa_qa", "authors")  # the sets with evidence/distractor segments
+
+
+def stat(values) -> dict:
+    vals = [float(v) for v in values if v is not None]
+    mean, lo, hi = bootstrap_ci(vals)
+    return {"mean": None if not vals else mean, "ci95": [lo, hi] if vals else None, "n": len(vals)}
+
+
+def method_block(rows: list[dict]) -> dict:
+    """Every reported statistic of one method's rows on one set under one frame."""
+    out = {k: stat(r.get(k) for r in rows) for k in METRICS}
+    for order in ORDERS:
+        out[f"dsa_{order}"] = stat(r.get("dsa") for r in rows if r.get("order") == order)
+    out["dsa_pooled"] = stat(r.get("dsa") for r in rows)
+    means = [out[f"dsa_{o}"]["mean"] for o in ORDERS]
+    out["dsa_worse_order"] = min(means) if all(m is not None for m in means) else None
+    top1 = [bool(r["first_content_top1"]) for r in rows if r.get("first_content_top1") is not None]
+    out["first_content_top1_rate"] = float(np.mean(top1)) if top1 else None
+    checks = [bool(r["check_passed"]) for r in rows if r.get("check_passed") is not None]
+    out["check_pass_rate"] = float(np.mean(checks)) if checks else None
+    out["n_items"] = len(rows)
+    return out
+
+
+def build(root: Path, half: str = "test") -> dict:
+    rows = load_rows(root, half)
+    items = {s: common_items(rows, s) for s in SETS}
+    methods = sorted({r["method"] for v in rows.values() for r in v})
+    table: dict = {}
+    for frame in FRAMES:
+        for s in SETS:
+            mine = [r for r in rows[(frame, s)] if r["item"] in items[s]]
+            table[f"{frame}/{s}"] = {m: method_block([r for r in mine if r["method"] == m]) for m in methods
+                                     if any(r["method"] == m for r in mine)}
+    sel_path = root / "selection.json"
+    default = json.loads(sel_path.read_text()).get("default") if sel_path.exists() else None
+    return {"half": half, "items": {s: len(v) for s, v in items.items()}, "methods": methods,
+            "rows": {f"{f}/{s}": len(v) for (f, s), v in rows.items()}, "table": table, "default": default,
+            "bars": bars(table, default) if default else None}
+
+
+def default_method(default: str) -> tuple[str, str]:
+    """'frame=auto, gate=last-quarter' -> ('auto', 'heta[gate=last-quarter]')."""
+    parts = dict(p.strip().split("=", 1) for p in default.split(","))
+    return parts["frame"], f"heta[gate={parts['gate']}]"
+
+
+def bars(table: dict, default: str) -> dict:
+    """The issue's three bars for the chosen default, per set: DSA > 0 in both orders (sets with
+    segments), the first content token its top-1 on at most 25% of items, AOPC (zeroed embeddings)
+    at least last-layer attention's and saliency's."""
+    frame, m = default_method(default)
+    out: dict = {"config": default, "method": m, "frame": frame, "per_set": {}}
+    for s in SETS:
+        block = table.get(f"{frame}/{s}", {})
+        if m not in block:
+            continue
+        b = block[m]
+        res: dict = {}
+        if s in SEGMENTED:
+            d = {o: b[f"dsa_{o}"]["mean"] for o in ORDERS}
+            res["dsa_both_orders_positive"] = {"pass": all(v is not None and v > 0 for v in d.values()), **d}
+        rate = b["first_content_top1_rate"]
+        res["first_content_top1_at_most_25pct"] = {"pass": rate is not None and rate <= 0.25, "rate": rate}
+        aopc = b["aopc_zero"]["mean"]
+        rivals = {r: block[r]["aopc_zero"]["mean"] for r in ("attention", "saliency") if r in block}
+        res["aopc_at_least_attention_and_saliency"] = {
+            "pass": aopc is not None and bool(rivals) and all(aopc >= v for v in rivals.values()),
+            "heta": aopc, **rivals}
+        out["per_set"][s] = res
+    out["all_pass"] = bool(out["per_set"]) and all(v["pass"] for r in out["per_set"].values() for v in r.values())
+    return out
+
+
+def _cell(st: dict | None, signed: bool = False) -> str:
+    if not st or st.get("mean") is None:
+        return "-"
+    lo, hi = st["ci95"]
+    f = "{:+.3f}" if signed else "{:.3f}"
+    return f"{f.format(st['mean'])} [{f.format(lo)}, {f.format(hi)}]"
+
+
+def markdown(rep: dict) -> str:
+    lines = [f"# Faithfulness v2: {rep['half']} half", "",
+             "Made by `python -m experiments.report_v2` from `eval_v2/" + rep["half"] + "/` (rule and items: "
+             "experiments/results/README.md, \"Faithfulness v2\"). Means with 95% bootstrap intervals over items "
+             "whose target is in the top-5 with and without the frame.", "",
+             f"Items per set: {rep['items']}. Rows per frame/set: {rep['rows']}.", ""]
+    for key, block in rep["table"].items():
+        if not block:
+            continue
+        lines += [f"## {key}", "", "| method | AOPC zero | AOPC delete | Soft-NC ratio | Soft-NS ratio | DSA distractor-first "
+                  "| DSA evidence-first | DSA pooled | first-content share | first-content top-1 | check passed |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for m, b in block.items():
+            rate = b["first_content_top1_rate"]
+            chk = b["check_pass_rate"]
+            lines.append(f"| {m} | {_cell(b['aopc_zero'])} | {_cell(b['aopc_delete'])} | {_cell(b['soft_nc_ratio'])} | "
+                         f"{_cell(b['soft_ns_ratio'])} | {_cell(b['dsa_distractor_first'], True)} | "
+                         f"{_cell(b['dsa_evidence_first'], True)} | {_cell(b['dsa_pooled'], True)} | "
+                         f"{_cell(b['first_token_mass'])} | {'-' if rate is None else f'{rate:.0%}'} | "
+                         f"{'-' if chk is None else f'{chk:.0%}'} |")
+        lines.append("")
+    b = rep.get("bars")
+    if b:
+        lines += [f"## The issue's bars for the default ({b['config']})", "", "| set | bar | pass | numbers |",
+                  "|---|---|---|---|"]
+        for s, res in b["per_set"].items():
+            for name, v in res.items():
+                nums = ", ".join(f"{k} {x:+.3f}" if isinstance(x, float) else f"{k} {x}"
+                                 for k, x in v.items() if k != "pass")
+                lines.append(f"| {s} | {name} | {'yes' if v['pass'] else '**no**'} | {nums} |")
+        lines += ["", f"**All bars met: {'yes' if b['all_pass'] else 'no'}.**", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", default=str(Path(__file__).parent / "results" / "eval_v2"))
+    p.add_argument("--half", default="test", choices=["dev", "test"])
+    args = p.parse_args(argv)
+    root = Path(args.root)
+    rep = build(root, args.half)
+    (root / f"{args.half}_report.json").write_text(json.dumps(rep, indent=2) + "\n")
+    (root / f"{args.half}_report.md").write_text(markdown(rep))
+    print(markdown(rep))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
