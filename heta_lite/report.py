@@ -93,10 +93,15 @@ class Report:
     document: dict[str, Any]
 
     @classmethod
-    def from_explanation(cls, exp, association: dict[str, Any] | None = None) -> "Report":
+    def from_explanation(cls, exp, association: dict[str, Any] | None = None,
+                         head_importance: Any = None) -> "Report":
+        """The report of `exp`; the association matrix (engine.association_matrix) and head
+        importance (heads.head_importance) are added when the caller computed them."""
         doc = build_report(exp)
         if association is not None:
             doc["association"] = association
+        if head_importance is not None:
+            doc["head_importance"] = head_importance.to_dict()
         return cls(doc)
 
     @classmethod

@@ -18,6 +18,9 @@ def add_parser(sub) -> None:
     tgt.add_argument("--all-generated", action="store_true",
                      help="explain every generated token; adds the input x output association matrix")
     p.add_argument("--max-new-tokens", type=int, default=20, help="tokens to generate (generated mode)")
+    p.add_argument("--heads", action="store_true",
+                   help="add head importance to the report: the drop in log p(target) when each attention head is "
+                        "zeroed (one batched forward per layer)")
     chat = p.add_mutually_exclusive_group()
     chat.add_argument("--chat", dest="chat", action="store_true", default=None, help="apply the chat template")
     chat.add_argument("--no-chat", dest="chat", action="store_false", help="plain text, no chat template")
@@ -49,11 +52,17 @@ def run(args: argparse.Namespace) -> int:
     control = JobControl(time_limit_s=args.time_limit, progress=_progress_printer() if args.verbose else None)
     cache = cache_from_args(args)
     exp = explain(lm, prompt, target, settings, method=args.method, control=control, cache=cache)
+    heads = None
+    if args.heads:
+        from ..heads import head_importance
+
+        ctx = exp.context
+        heads = head_importance(lm, list(ctx.input_ids), ctx.target_id, control)
     assoc = None
     if args.all_generated:
         assoc = association_matrix(lm, exp, args.method, control, cache, progress=_association_progress)
         print(file=sys.stderr)
-    report = Report.from_explanation(exp, association=assoc).to_dict()
+    report = Report.from_explanation(exp, association=assoc, head_importance=heads).to_dict()
     to_stdout = args.json_out == "-"
     table_stream = sys.stderr if to_stdout else sys.stdout
     print_table(report, args.top, table_stream)

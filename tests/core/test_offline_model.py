@@ -128,10 +128,10 @@ def test_cli_bad_input_is_one_line(args, match):
     assert len(lines) == 1 and __import__("re").search(match, lines[0]), r.stderr
 
 
-def test_cli_all_generated_association_matrix(tmp_path):
+def test_cli_all_generated_association_matrix_and_heads(tmp_path):
     out = tmp_path / "a.json"
     r = _cli("explain", "--prompt", "Name a fruit:", "--quality", "fast", "--all-generated", "--max-new-tokens", "3",
-             "--json", str(out), "--png", str(tmp_path / "a.png"), "--cache-dir", "off")
+             "--heads", "--json", str(out), "--png", str(tmp_path / "a.png"), "--cache-dir", "off")
     assert r.returncode == 0, r.stderr
     report = json.loads(out.read_text())
     validate_report(report)
@@ -141,3 +141,6 @@ def test_cli_all_generated_association_matrix(tmp_path):
         vals = [v for v in row if v is not None]
         assert len(vals) == pos and sum(vals) == pytest.approx(1.0)  # exactly the context before that token
     assert (tmp_path / "a.association.png").read_bytes()[:4] == b"\x89PNG"
+    heads = report["head_importance"]  # SmolLM2-135M: 30 layers of 9 heads
+    assert (heads["layers"], heads["heads"]) == (30, 9) and len(heads["drop"]) == 30
+    assert heads["logprob"] == pytest.approx(report["target"]["logprob"], abs=1e-4)
