@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .anomaly import AnomalyReport, anomaly_flags
 from .cache import ModelIdentity, cache_key
 from .control import JobControl
 from .errors import HetaError, InputError, ResourceLimitError
@@ -71,6 +72,7 @@ class Explanation:
     derivatives: dict[str, Any] | None = None  # quantized models: where gradients/HVPs were taken, and why
     frame: dict[str, Any] = field(default_factory=dict)  # the frame and its two diagnostics (frame_report)
     check: FaithfulnessCheck | None = None  # top-k vs random deletion, when settings.check
+    anomalies: AnomalyReport | None = None  # flags for the input and the run (heta_lite/anomaly.py)
     created: float = field(default_factory=time.time)
     version: str = __version__
 
@@ -191,6 +193,8 @@ def _explain_uncached(lm: LoadedModel, ctx: Context, settings: HetaSettings, met
             with timer.stage("faithfulness_check"):
                 control.step("faithfulness check", 0, 1)
                 check = faithfulness_check(lm, X, ctx.target_id, scores, scored_np, stats.prob, seed=settings.seed)
+        with timer.stage("anomaly_flags"):
+            anomalies = anomaly_flags(lm, list(ctx.input_ids), stats.prob)
     total = scores.sum()
     normalised = scores / total if total > 0 else np.where(scored_np, 1.0 / scored_np.sum(), 0.0)
     timings = dict(timer.seconds)
@@ -198,7 +202,7 @@ def _explain_uncached(lm: LoadedModel, ctx: Context, settings: HetaSettings, met
     return Explanation(model=lm.describe(), method=method, settings=settings, context=ctx, target=stats,
                        result=result, normalised=normalised, percentile=percentiles(scores, scored_np),
                        rank=ranks(scores, scored_np), timings=timings, memory=peak.to_dict(), derivatives=derivatives,
-                       frame=frame_report(ctx, result, normalised), check=check)
+                       frame=frame_report(ctx, result, normalised), check=check, anomalies=anomalies)
 
 
 def frame_report(ctx: Context, result: AttributionResult, normalised: np.ndarray) -> dict[str, Any]:

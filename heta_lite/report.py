@@ -78,6 +78,7 @@ def build_report(exp) -> dict[str, Any]:
         },
         "frame": exp.frame,
         "faithfulness_check": exp.check.to_dict() if exp.check is not None else None,
+        "anomalies": exp.anomalies.to_dict() if exp.anomalies is not None else None,
         "derivatives": exp.derivatives,
         "notes": list(exp.notes),
         "timings_s": {k: float(v) for k, v in exp.timings.items()},
