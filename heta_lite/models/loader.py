@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,9 +54,9 @@ class LoadedModel:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "source": self.source,
-            "revision": self.revision,
+            "name": public_name(self.name),
+            "source": public_name(self.source),
+            "revision": public_revision(self.revision),
             "architecture": self.arch.name,
             "dtype": str(self.dtype).replace("torch.", ""),
             "quantization": self.quantization,
@@ -66,6 +67,25 @@ class LoadedModel:
             "num_kv_heads": self.dims.num_kv_heads,
             **({"quant": QuantMode.parse(self.quantization).describe()} if self.quantization != "none" else {}),
         }
+
+
+def public_name(name_or_path: str) -> str:
+    """What reports and the API show for a model: a hub id or short name as it is, a local folder
+    by its last component only. Absolute server paths (the home directory, a user name, the model
+    cache) never leave the server in a report or a model listing (issue #18)."""
+    looks_like_path = name_or_path.startswith(("/", "~", ".")) or "\\" in name_or_path or name_or_path.count("/") > 1
+    if not looks_like_path:
+        return name_or_path
+    return "local:" + (re.split(r"[\\/]", name_or_path.rstrip("/\\"))[-1] or "model")
+
+
+def public_revision(revision: str | None) -> str | None:
+    """A local folder's revision is 'local:<path>@<mtime>' (the cache keys need the path); reports
+    show 'local:<folder name>@<mtime>'."""
+    if not revision or not revision.startswith("local:") or "@" not in revision:
+        return revision
+    path, _, stamp = revision[len("local:"):].rpartition("@")
+    return f"{public_name(path)}@{stamp}"
 
 
 def wrap_model(model, tokenizer=None, name: str = "in-process", source: str = "in-process",

@@ -60,3 +60,17 @@ def test_the_association_matrix_is_the_engines_and_matches_one_explanation_per_r
     assert assoc["matrix"][-1][:gen[-1]] == pytest.approx([float(v) for v in last.normalised])
     rep = Report.load(Report.from_explanation(first, association=assoc).save(tmp_path / "a.json"))
     assert rep.association == assoc
+
+
+def test_a_report_never_shows_the_server_path_of_a_local_model(generated):
+    """Issue #18 item 9: a model loaded from a folder under the home directory put the absolute path
+    into every report (and the API's model listing, which reads the same describe())."""
+    lm, ctx, _ = generated
+    from heta_lite.models import wrap_model
+
+    path = "/home/alice/models/my-model"
+    local = wrap_model(lm.model, lm.tokenizer, name=path, source=path, revision=f"local:{path}@1700000000")
+    doc = Report.from_explanation(explain_context(local, ctx, SETTINGS, "heta")).to_json()
+    assert "/home/alice" not in doc and "alice" not in doc
+    model = json.loads(doc)["model"]
+    assert model["name"] == "local:my-model" and model["revision"] == "local:my-model@1700000000"
