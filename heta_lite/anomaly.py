@@ -38,6 +38,7 @@ class Signals:
     repetition: float
     attention_entropy: float
     layer_rms: list[float]  # per layer, at the last position
+    lens_settle: float = 1.0  # first depth (fraction of layers) from which the logit lens keeps the final top-1
 
     def activation_ratio(self, medians: list[float]) -> float:
         return max(r / m for r, m in zip(self.layer_rms, medians) if m > 0)
@@ -75,7 +76,23 @@ def signals(lm: LoadedModel, ids: list[int]) -> Signals:
         ents.append(float((h / math.log(n)).mean()) if n > 1 else 1.0)
     d = out.hidden_states[0].shape[-1]
     rms = [float(h[0, -1].double().norm() / math.sqrt(d)) for h in out.hidden_states[1:]]
-    return Signals(repetition=repetition(ids), attention_entropy=sum(ents) / len(ents), layer_rms=rms)
+    return Signals(repetition=repetition(ids), attention_entropy=sum(ents) / len(ents), layer_rms=rms,
+                   lens_settle=lens_settle(lm, out.hidden_states, out.logits[0, -1]))
+
+
+def lens_settle(lm: LoadedModel, hidden_states, final_logits: torch.Tensor) -> float:
+    """The logit lens's settling depth: the smallest l / L such that layers l..L all have the final
+    prediction as their top-1 (each layer's last hidden state through the final norm and the LM
+    head; the last hidden state is already normed). 1.0 = only the last layer has it."""
+    norm = lm.arch.get(lm.model, lm.arch.final_norm)
+    head = lm.model.get_output_embeddings()
+    L = len(hidden_states) - 1
+    final = int(final_logits.argmax())
+    tops = [int(head(norm(h[:, -1]))[0].argmax()) for h in hidden_states[1:L]] + [final]
+    settle = L
+    while settle > 1 and tops[settle - 2] == final:
+        settle -= 1
+    return settle / L
 
 
 @lru_cache(maxsize=1)
@@ -95,7 +112,7 @@ def anomaly_flags(lm: LoadedModel, ids: list[int], target_prob: float, model_nam
     th = thresholds_for(model_name or lm.name)
     flags, notes = [], []
     values: dict[str, float] = {"repetition": s.repetition, "attention_entropy": s.attention_entropy,
-                                "target_prob": target_prob}
+                                "target_prob": target_prob, "lens_settle": s.lens_settle}
     used: dict[str, Any] = {"target_prob_min": TARGET_PROB_MIN}
     if target_prob < TARGET_PROB_MIN:
         flags.append("unlikely_target")

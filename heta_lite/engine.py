@@ -33,6 +33,8 @@ from .models.loader import LoadedModel, attention_implementation
 from .profiling import PeakMemory, StageTimer
 from .quantization.derivatives import resolve_derivative_path
 from .ranking import percentiles, ranks
+from .risk import failure_risk, target_entropy_margin
+from .risk import features as risk_features
 from .settings import HetaSettings
 from .targets import Context, TargetSpec, build_context
 from .tokens import raw_piece_display
@@ -73,6 +75,7 @@ class Explanation:
     frame: dict[str, Any] = field(default_factory=dict)  # the frame and its two diagnostics (frame_report)
     check: FaithfulnessCheck | None = None  # top-k vs random deletion, when settings.check
     anomalies: AnomalyReport | None = None  # flags for the input and the run (heta_lite/anomaly.py)
+    risk: dict[str, Any] | None = None  # p(the answer is wrong) and its features (heta_lite/risk.py)
     created: float = field(default_factory=time.time)
     version: str = __version__
 
@@ -197,12 +200,16 @@ def _explain_uncached(lm: LoadedModel, ctx: Context, settings: HetaSettings, met
             anomalies = anomaly_flags(lm, list(ctx.input_ids), stats.prob)
     total = scores.sum()
     normalised = scores / total if total > 0 else np.where(scored_np, 1.0 / scored_np.sum(), 0.0)
+    entropy, margin = target_entropy_margin(logits)
+    risk = failure_risk(lm.name, risk_features(
+        entropy, margin, anomalies.values["lens_settle"], [t.text for t in ctx.context_tokens], normalised,
+        scored_np, ctx.first_content_index, check.passed if check is not None else None))
     timings = dict(timer.seconds)
     timings["attribution_total"] = time.perf_counter() - t0
     return Explanation(model=lm.describe(), method=method, settings=settings, context=ctx, target=stats,
                        result=result, normalised=normalised, percentile=percentiles(scores, scored_np),
                        rank=ranks(scores, scored_np), timings=timings, memory=peak.to_dict(), derivatives=derivatives,
-                       frame=frame_report(ctx, result, normalised), check=check, anomalies=anomalies)
+                       frame=frame_report(ctx, result, normalised), check=check, anomalies=anomalies, risk=risk)
 
 
 def frame_report(ctx: Context, result: AttributionResult, normalised: np.ndarray) -> dict[str, Any]:

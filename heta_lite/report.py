@@ -79,6 +79,7 @@ def build_report(exp) -> dict[str, Any]:
         "frame": exp.frame,
         "faithfulness_check": exp.check.to_dict() if exp.check is not None else None,
         "anomalies": exp.anomalies.to_dict() if exp.anomalies is not None else None,
+        "failure_risk": exp.risk,
         "derivatives": exp.derivatives,
         "notes": list(exp.notes),
         "timings_s": {k: float(v) for k, v in exp.timings.items()},

@@ -65,3 +65,15 @@ def test_an_uncalibrated_model_gets_only_the_model_independent_flags(monkeypatch
     assert not rep.calibrated and rep.flags == [] and "not calibrated" in rep.notes[0]
     assert "activation_ratio" not in rep.values and 0 < rep.values["attention_entropy"] < 1
     assert math.isclose(rep.thresholds["target_prob_min"], 1e-4)
+
+
+def test_lens_settle_against_a_layer_by_layer_reading():
+    from heta_lite.explore import logit_lens
+
+    lm = wrap_model(TINY_BUILDERS["llama"](torch.float64))
+    s = signals(lm, IDS)
+    rows = logit_lens(lm, IDS, target_id=0, k=1)  # the explorer's independent lens
+    final = rows[-1]["top"][0]["id"]
+    L = len(rows)
+    settle = next(l for l in range(1, L + 1) if all(r["top"][0]["id"] == final for r in rows[l - 1:]))
+    assert s.lens_settle == pytest.approx(settle / L)
