@@ -11,42 +11,61 @@ import sys
 
 from nicegui import ui
 
-from heta_lite.quantization.modes import ACCEPTED, QUANT_MODES
-
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="HETA Lite app")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (desktop default 127.0.0.1; 0.0.0.0 in Docker)")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--fd", type=int, default=None,
-                   help="serve on this inherited, already listening socket instead of binding --host/--port "
-                        "(socket activation; the tests use it to get a port without a bind-and-release race)")
-    p.add_argument("--model", default="auto", help="smollm2-135m, qwen2.5-3b, a hub id or a folder (default auto)")
-    p.add_argument("--quant", default="none", choices=ACCEPTED, metavar="MODE",
-                   help=f"bitsandbytes quantization of the primary model: {', '.join(QUANT_MODES)} (4bit = 4bit-nf4)")
-    p.add_argument("--max-models", type=int, default=2,
-                   help="models (or quantization modes) kept loaded at once; the least recently used goes first")
-    p.add_argument("--quality", default="fast", choices=["fast", "balanced", "accurate"], help="default preset")
-    p.add_argument("--device", default=None)
-    p.add_argument("--concurrency", type=int, default=1, help="model jobs at once (default 1 per GPU)")
-    p.add_argument("--max-queued", type=int, default=16)
-    p.add_argument("--time-limit", type=float, default=600.0, help="per-job time limit in seconds")
-    p.add_argument("--cache-dir", default=None, help="diskcache folder, or 'off'")
-    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    p.add_argument("--rate-limit", type=float, default=30.0, help="API requests per minute per client")
-    p.add_argument("--client-jobs", type=int, default=2, help="API jobs running or queued per client")
-    p.add_argument("--trusted-proxy", action="append", default=None,
-                   help="address/network whose X-Forwarded-For is believed (default: loopback, i.e. Caddy)")
-    p.add_argument("--plain-logs", action="store_true", help="human-readable logs instead of JSON lines")
-    return p.parse_args(argv)
+    """The flags are generated from `gui.server_settings.ServerSettings` (one declaration per
+    setting); the values are validated by it, so a bad one stops here with a message."""
+    from gui.server_settings import ServerSettings, parser
+    from heta_lite.errors import InputError
+
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        ServerSettings(**vars(args))
+    except InputError as err:
+        p.error(f"--{(err.field or '').replace('_', '-')}: {err}")
+    return args
 
 
 def is_desktop(host: str) -> bool:
     """Desktop mode: the server is bound to loopback only, so the person at the machine owns it (the
     page then lets a directly connected user change models without the admin token)."""
     return host.strip().lower() in LOOPBACK
+
+
+def trusted_proxies(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(args.trusted_proxy or ("127.0.0.1", "::1"))
+
+
+def allowed_hosts(args: argparse.Namespace, environ=None) -> tuple[str, ...] | None:
+    """Desktop mode: the Host names the app answers to (a DNS-rebinding page sends its own name and
+    is refused); None (any Host) for a server bound to a LAN address or behind Caddy."""
+    from gui.serving.middleware import desktop_hosts
+
+    if not is_desktop(args.host):
+        return None
+    environ = os.environ if environ is None else environ
+    site = (environ.get("HETA_SITE") or "").strip()
+    site_host = site.split("://", 1)[-1].split("/", 1)[0]  # "https://x.org:443/" -> "x.org:443"
+    return desktop_hosts(args.host, [*(args.allowed_host or ()), *([site_host] if site_host else [])])
+
+
+def server_options(args: argparse.Namespace) -> dict:
+    """What run.py passes to ui.run (and so to uvicorn) besides host and port:
+    - one proxy trust decision: uvicorn rewrites the client address from X-Forwarded-For only for
+      --trusted-proxy peers, the same list the rate limiter uses (uvicorn's default would trust
+      $FORWARDED_ALLOW_IPS or 127.0.0.1 on its own);
+    - `log_config=None`: uvicorn's loggers go through the app's privacy filter and formatter
+      instead of uvicorn's handlers, which print exception messages;
+    - FastAPI's docs of the API at /docs and /openapi.json."""
+    opts = {"proxy_headers": True, "forwarded_allow_ips": ",".join(trusted_proxies(args)), "log_config": None,
+            "fastapi_docs": {"title": "HETA Lite API", "version": "1",
+                             "description": "Explain one LLM prediction; see docs/serving.md."}}
+    if args.fd is not None:  # uvicorn serves the inherited socket; NiceGUI's banner would name --port
+        opts.update(fd=args.fd, show_welcome_message=False)
+    return opts
 
 
 def open_browser(args: argparse.Namespace, environ=None, platform: str | None = None) -> bool:
@@ -73,8 +92,6 @@ def main(argv=None) -> None:
         from heta_lite.cache import HetaCache
 
         cache = HetaCache(args.cache_dir)
-    if args.max_models < 1:
-        sys.exit("run.py: --max-models must be >= 1")
     # Desktop mode (bound to loopback): the GUI lets a user connected directly (not through a proxy)
     # switch models without the admin token; the API always needs the token.
     state = AppState(model_name=args.model, quantization=args.quant, default_quality=args.quality,
@@ -83,12 +100,10 @@ def main(argv=None) -> None:
                                     time_limit_s=args.time_limit), cache=cache)
     state.start_loading(args.device)
     limits = Limits(requests_per_minute=args.rate_limit, concurrent_jobs=args.client_jobs,
-                    trusted_proxies=tuple(args.trusted_proxy or ("127.0.0.1", "::1")))
-    register(state, limits)
-    # --fd: uvicorn serves the inherited socket; NiceGUI's banner would name --port, which isn't used
-    extra = {"fd": args.fd, "show_welcome_message": False} if args.fd is not None else {}
+                    trusted_proxies=trusted_proxies(args))
+    register(state, limits, allowed_hosts=allowed_hosts(args))
     ui.run(host=args.host, port=args.port, title="HETA Lite", reload=False, show=open_browser(args), favicon="🔥",
-           **extra)
+           **server_options(args))
 
 
 if __name__ in {"__main__", "__mp_main__"}:

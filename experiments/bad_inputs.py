@@ -86,6 +86,17 @@ def corpus() -> list[Case]:
     add("unknown estimator", {"prompt": "Hello", "options": {"estimator": "exact"}})
     add("max_tokens zero", {"prompt": "Hello", "options": {"max_tokens": 0}})
     add("time budget negative", {"prompt": "Hello", "options": {"time_budget_s": -1}})
+    # options generated from the knobs' declaration (heta_lite/options.py): each bound and choice
+    add("taylor_vocab zero", {"prompt": "Hello", "options": {"taylor_vocab": 0}})
+    add("taylor_vocab over the API cap", {"prompt": "Hello", "options": {"taylor_vocab": 100000}})
+    add("unknown derivatives path", {"prompt": "Hello", "options": {"derivatives": "sideways"}})
+    add("unknown gate", {"prompt": "Hello", "options": {"gate": "half"}})
+    add("unknown frame", {"prompt": "Hello", "options": {"frame": "bos"}})
+    add("ig_steps zero", {"prompt": "Hello", "method": "integrated_gradients", "options": {"ig_steps": 0}})
+    add("ig_steps over the API cap", {"prompt": "Hello", "method": "integrated_gradients",
+                                      "options": {"ig_steps": 10**6}})
+    add("speed-only knob not public", {"prompt": "Hello", "options": {"probe_batch": 4096}})
+    add("check not bool", {"prompt": "Hello", "options": {"check": "sometimes"}})
     add("unknown top-level field", {"prompt": "Hello", "admin": True})
     add("async not bool", {"prompt": "Hello", "async": "maybe"})
     add("body is a list", [1, 2, 3])
@@ -110,10 +121,16 @@ def corpus() -> list[Case]:
     add("cancel unknown job", None, expect=(404,), path="/api/v1/jobs/nope", method="DELETE", headers={})
     add("job id path traversal", None, expect=(404,), path="/api/v1/jobs/..%2F..%2Fetc%2Fpasswd", method="GET",
         headers={})
+    add("job with a wrong token", None, expect=(404,), path="/api/v1/jobs/does-not-exist", method="GET",
+        headers={"x-job-token": "guess"})
+    add("job with a non-ASCII token", None, expect=(404,), path="/api/v1/jobs/does-not-exist", method="GET",
+        headers={"x-job-token": "t\u00f6ken".encode()})
     add("GET on explain", None, expect=(404, 405), method="GET", headers={})
     add("unknown route", None, expect=(404,), path="/api/v1/nothing", method="GET", headers={})
     add("admin without token", None, expect=(403,), path="/api/v1/admin/clear-cache", headers={})
     add("admin wrong token", None, expect=(403,), path="/api/v1/admin/clear-cache", headers={"x-admin-token": "x"})
+    add("admin non-ASCII token", None, expect=(403,), path="/api/v1/admin/clear-cache",
+        headers={"x-admin-token": "t\u00f6k\u00e9n\u2603".encode()})  # was a 500 (compare_digest on str)
     return c
 
 

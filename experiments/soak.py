@@ -52,10 +52,11 @@ def traffic(client: httpx.Client, rng: random.Random, outcomes: Counter, latency
                 expected = r.status_code in (202, 429, 503)
                 if r.status_code == 202:
                     job = r.json()["job_id"]
+                    own = {"x-job-token": r.json()["job_token"]}  # jobs answer only their submitter
                     if kind == "cancel":
-                        client.delete(f"/api/v1/jobs/{job}")
+                        client.delete(f"/api/v1/jobs/{job}", headers=own)
                     while time.monotonic() < stop + 120:
-                        st = client.get(f"/api/v1/jobs/{job}").json()["state"]
+                        st = client.get(f"/api/v1/jobs/{job}", headers=own).json()["state"]
                         if st in ("done", "failed", "cancelled"):
                             break
                         time.sleep(0.3)

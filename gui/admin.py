@@ -2,9 +2,9 @@
 use this one function) and the desktop owner rule of the page."""
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import os
-import secrets
 
 from heta_lite.errors import HetaError
 
@@ -21,11 +21,14 @@ class AdminDenied(HetaError):
 
 
 def check_admin(token_given: str | None) -> AdminDenied | None:
-    """None if HETA_LITE_ADMIN_TOKEN is set and `token_given` matches it (constant time)."""
+    """None if HETA_LITE_ADMIN_TOKEN is set and `token_given` matches it (constant time). Compared
+    as UTF-8 bytes: `compare_digest` refuses str with non-ASCII characters (TypeError, a 500), and a
+    header arrives as whatever bytes the client sent (latin-1 decoded by the server)."""
     token = os.environ.get("HETA_LITE_ADMIN_TOKEN")
     if not token:
         return AdminDenied("Admin actions are disabled: set HETA_LITE_ADMIN_TOKEN to enable them.", "admin_disabled")
-    if not secrets.compare_digest(token_given or "", token):
+    given = (token_given or "").encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(given, token.encode("utf-8", "surrogateescape")):
         return AdminDenied("Wrong or missing X-Admin-Token.")
     return None
 

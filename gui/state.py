@@ -6,7 +6,8 @@ the *primary* that requests use when they name none. At most `max_models` stay l
 one more unloads the least recently used non-primary model. Loads run in background threads,
 so the page and the API keep answering (with the load's state) while weights arrive. Users pick
 among loaded models; loading, switching and unloading are admin actions (gui/serving/admin_routes.py
-and the page's models panel).
+and the page's models panel). `models()` is the admin's view (paths, load errors); anyone else gets
+`public_models()` (issue #18 item 9).
 """
 from __future__ import annotations
 
@@ -16,26 +17,22 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from heta_lite.errors import HetaError
+from heta_lite.errors import HetaError, ModelNotLoaded
 from heta_lite.jobs import JobQueue
 
 log = logging.getLogger(__name__)
 
 LOADING, READY, FAILED = "loading", "ready", "failed"
+#: what anyone but an admin learns of a failed load (its error quotes paths and exception text)
+FAILED_PUBLIC = "failed to load; an admin can see why in /api/v1/admin/models"
 
 
-class ModelNotLoaded(HetaError):
-    """A request named a model/mode that is not loaded (users never trigger loads).
+def public_name(name: str) -> str:
+    """A model's name as anyone may see it: a local folder as 'local:<folder name>', never its path
+    (heta_lite.models.loader.public_name, imported late: the loader pulls in torch)."""
+    from heta_lite.models.loader import public_name as scrub
 
-    `state` says why: LOADING (try again soon), FAILED (its load failed; an admin must act) or
-    None (never loaded, or unloaded), so callers never have to read the message to decide."""
-
-    code = "model_not_loaded"
-    http_status = 409  # loading / failed: 503 (gui/serving/errors.py)
-
-    def __init__(self, message: str, state: str | None = None):
-        super().__init__(message)
-        self.state = state
+    return scrub(name)
 
 
 @dataclass
@@ -55,9 +52,12 @@ class ModelSlot:
     def key(self) -> tuple[str, str]:
         return (self.name, self.quant)
 
-    def describe(self, primary: bool = False) -> dict:
-        d = {"model": self.name, "quant": self.quant, "state": self.state, "primary": primary,
-             "error": self.error, "load_seconds": self.load_seconds}
+    def describe(self, primary: bool = False, public: bool = False) -> dict:
+        """The admin's view (full name, the load error), or with `public` what anyone may see: the
+        model's public name (a folder as 'local:<name>') and, for a failed load, only that it failed."""
+        error = (FAILED_PUBLIC if self.state == FAILED else None) if public else self.error
+        d = {"model": public_name(self.name) if public else self.name, "quant": self.quant, "state": self.state,
+             "primary": primary, "error": error, "load_seconds": self.load_seconds}
         if self.lm is not None:
             d["details"] = self.lm.describe()
         return d
@@ -91,6 +91,8 @@ class AppState:
     max_models: int = 2
     device: str | None = None
     desktop: bool = False  # bound to loopback: the GUI lets a direct local user switch models without a token
+    limiter: object | None = None  # the API's per-client RateLimiter, once the API is registered (the page uses it too)
+    client_of: object | None = None  # the API's request -> client name (the same key for page and API jobs)
     _slots: dict = field(default_factory=dict)
     _primary: tuple[str, str] | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -119,6 +121,13 @@ class AppState:
     def load_error(self) -> str | None:
         slot = self.primary_slot
         return slot.error if slot is not None else None
+
+    @property
+    def public_load_error(self) -> str | None:
+        """`load_error` for anyone: on a desktop install (its own user) the error itself, else the
+        generic sentence (the page's header and panels should show this one)."""
+        error = self.load_error
+        return error if error is None or self.desktop else f"The model {FAILED_PUBLIC}."
 
     @property
     def ready(self) -> bool:
@@ -237,20 +246,35 @@ class AppState:
         key = (_resolve_auto(name) if name else primary[0], _canonical_quant(quant) if quant is not None else primary[1])
         with self._lock:
             slot = self._slots.get(key)
-        if slot is None or slot.state != READY:
-            what = f"'{key[0]}' ({key[1]})"
+        if slot is None or slot.state != READY:  # the message goes to anyone: public names, no load error
+            what = f"'{public_name(key[0])}' ({key[1]})"
             if slot is not None and slot.state == LOADING:
                 raise ModelNotLoaded(f"{what} is still loading; try again in a moment.", state=LOADING)
             if slot is not None and slot.state == FAILED:
-                raise ModelNotLoaded(f"{what} failed to load: {slot.error}", state=FAILED)
-            loaded = ", ".join(f"{s['model']} ({s['quant']})" for s in self.models() if s["state"] == READY) or "none"
+                raise ModelNotLoaded(f"{what} {FAILED_PUBLIC}.", state=FAILED)
+            loaded = ", ".join(f"{s['model']} ({s['quant']})" for s in self.public_models()
+                               if s["state"] == READY) or "none"
             raise ModelNotLoaded(f"{what} is not loaded (loaded: {loaded}); an admin can load it.")
         slot.last_used = time.monotonic()
         return slot.lm
 
+    # ---- jobs ---------------------------------------------------------------------------
+    def submit(self, fn, texts=(), **kwargs):
+        """Queue `fn` (JobQueue.submit's keywords) with `texts` (its prompts) kept secret from every
+        log line until the job ends: async API jobs and the page's outlive any request."""
+        from .serving.telemetry import JOB_TEXT  # not at the top: gui.serving imports this module
+
+        return JOB_TEXT.submit(self.queue.submit, fn, tuple(texts), **kwargs)
+
     def models(self) -> list[dict]:
+        """The admin's view of the registry (full names and load errors)."""
         with self._lock:
             return [s.describe(primary=(k == self._primary)) for k, s in self._slots.items()]
+
+    def public_models(self) -> list[dict]:
+        """What anyone may see of the registry: public names, and only that a load failed."""
+        with self._lock:
+            return [s.describe(primary=(k == self._primary), public=True) for k, s in self._slots.items()]
 
     def ready_modes(self) -> list[tuple[str, str]]:
         with self._lock:

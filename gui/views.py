@@ -71,6 +71,36 @@ def check_html(report: dict) -> str:
             f'{c["p_after_random"]:.3f} after deleting {c["k"]} random ones.</div>')
 
 
+FLAG_TEXT = {"unlikely_target": "the target is very unlikely (p < 1e-4)",
+             "degenerate_repetition": "the input repeats itself unusually often",
+             "attention_collapse": "attention is unusually concentrated",
+             "attention_diffuse": "attention is unusually spread out",
+             "activation_norm": "activations are outside the measured range"}
+
+
+def risk_html(report: dict) -> str:
+    """Failure risk with the accuracy it was measured to have, and the anomaly flags, in one line."""
+    parts = []
+    r = report.get("failure_risk") or {}
+    if r.get("p_wrong") is not None:
+        tip = (f"logistic model on entropy, margin, logit-lens depth, punctuation and first-token shares, check; "
+               f"fitted on {r.get('fitted_on', '?')}; held-out accuracy {r['test_accuracy']:.0%}, "
+               f"AUC {r['test_auc']:.2f}")
+        parts.append(f'<span data-tip="{html.escape(tip)}">Risk that the answer is wrong: <b>{r["p_wrong"]:.0%}</b> '
+                     f'(this estimate was right on {r["test_accuracy"]:.0%} of held-out questions, AUC '
+                     f'{r["test_auc"]:.2f})</span>')
+    elif r:
+        parts.append('<span>Failure risk: not measured for this model.</span>')
+    a = report.get("anomalies") or {}
+    if a.get("flags"):
+        names = "; ".join(html.escape(FLAG_TEXT.get(f, f)) for f in a["flags"])
+        parts.append(f'<span style="color:#b45309" data-anomalies="{html.escape(",".join(a["flags"]))}">'
+                     f'&#9888; Unusual run: {names}.</span>')
+    elif a:
+        parts.append('<span style="color:#555">No anomaly flags.</span>')
+    return '<div class="heta-risk">' + " · ".join(parts) + "</div>" if parts else ""
+
+
 def memory_chart(samples: list[tuple[str, float, float | None]]) -> dict:
     """ECharts options for memory over time: RSS and (if any) GPU memory in MiB."""
     series = [{"name": "process RSS (MiB)", "type": "line", "showSymbol": False,
@@ -82,6 +112,19 @@ def memory_chart(samples: list[tuple[str, float, float | None]]) -> dict:
             "animation": False, "grid": {"left": 55, "right": 20, "top": 35, "bottom": 30},
             "xAxis": {"type": "category", "data": [s[0] for s in samples]},
             "yAxis": {"type": "value", "name": "MiB"}, "series": series}
+
+
+def head_importance_chart(drop: list[list[float]]) -> dict:
+    """ECharts heatmap, layer x head: the drop in log p(target) with that head zeroed (red: the head
+    helps the prediction; blue: the prediction is surer without it)."""
+    cells = [[h, l, round(v, 4)] for l, row in enumerate(drop) for h, v in enumerate(row)]
+    span = max((abs(c[2]) for c in cells), default=1.0) or 1.0
+    return {"tooltip": {"position": "top"}, "animation": False, "grid": {"left": 60, "right": 20, "top": 10, "bottom": 70},
+            "xAxis": {"type": "category", "name": "head", "data": list(range(len(drop[0]) if drop else 0))},
+            "yAxis": {"type": "category", "name": "layer", "data": list(range(len(drop)))},
+            "visualMap": {"min": -span, "max": span, "calculable": True, "orient": "horizontal", "left": "center",
+                          "bottom": 0, "inRange": {"color": ["#2166ac", "#f7f7f7", "#b2182b"]}},
+            "series": [{"name": "drop in log p(target)", "type": "heatmap", "data": cells}]}
 
 
 def logit_lens_chart(layers: list[dict]) -> dict:

@@ -6,6 +6,11 @@ queue is bounded: a full queue raises `QueueFull` with a retry-after hint. Jobs 
 so a reloaded page or a reconnecting client re-attaches to its job; `cancel` works on queued
 and running jobs (running ones stop at the next `control.step`).
 
+Ownership: every job gets a secret `token` (never in `status()` views or reprs). The submitter
+alone is handed it (the API's 202 answer, the page's tab storage); `owned(job_id, token)` is the
+lookup for anyone else, compared in constant time. Finished jobs are dropped after
+`keep_finished_s` seconds (default 1 hour) and beyond the newest `keep_finished`.
+
 Cancellation has one rule, decided under the queue's lock: `cancel` returns True exactly when the
 job ends CANCELLED. A job whose function returns (or fails) after a cancel was accepted ends
 CANCELLED too, its result dropped; a cancel that comes after the job finished returns False and
@@ -19,6 +24,7 @@ changes nothing. Every way a job ends wakes the waiters of `wait`.
 from __future__ import annotations
 
 import collections
+import hmac
 import itertools
 import logging
 import secrets
@@ -28,20 +34,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .control import JobControl
-from .errors import HetaError, JobCancelled
+from .errors import HetaError, JobCancelled, QueueFull, http_facts
+
+__all__ = ["Job", "JobQueue", "QUEUED", "RUNNING", "DONE", "FAILED", "CANCELLED", "FINISHED"]
 
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
-
-
-class QueueFull(HetaError):
-    code = "queue_full"
-
-    def __init__(self, message: str, retry_after_s: int):
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 @dataclass
@@ -51,6 +51,8 @@ class Job:
     fn: Callable[[JobControl], Any] = field(repr=False)
     control: JobControl = field(repr=False)
     owner: str | None = None
+    surface: str = ""  # who submitted it: "api", "gui" (what its result is: a report dict, or page objects)
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     state: str = QUEUED
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -61,7 +63,13 @@ class Job:
     result: Any = field(default=None, repr=False)
     error: str | None = None
     error_code: str | None = None
+    error_http: tuple[int, str, int | None] | None = None  # the failing HetaError's (status, code, retry)
     seq: int = 0
+
+    def token_matches(self, token: str | None) -> bool:
+        """Constant-time check of a presented token (any text: compared as UTF-8 bytes)."""
+        return token is not None and hmac.compare_digest(token.encode("utf-8", "surrogatepass"),
+                                                         self.token.encode("utf-8"))
 
     @property
     def fraction(self) -> float:
@@ -86,11 +94,16 @@ class Job:
 
 class JobQueue:
     def __init__(self, concurrency: int = 1, max_queued: int = 16, time_limit_s: float | None = 600.0,
-                 keep_finished: int = 256):
+                 keep_finished: int = 256, keep_finished_s: float | None = 3600.0,
+                 clock: Callable[[], float] = time.time):
+        """`keep_finished_s`: seconds a finished job stays retrievable (None: no time limit);
+        `clock` (wall clock, injectable for tests) is what that age is measured with."""
         self.concurrency = max(1, int(concurrency))
         self.max_queued = max(0, int(max_queued))
         self.time_limit_s = time_limit_s
         self.keep_finished = keep_finished
+        self.keep_finished_s = keep_finished_s
+        self._clock = clock
         self._slots = threading.BoundedSemaphore(self.concurrency)
         self._lock = threading.Condition()
         self._pending: collections.deque[Job] = collections.deque()
@@ -106,7 +119,7 @@ class JobQueue:
 
     # -- public --------------------------------------------------------------------------
     def submit(self, fn: Callable[[JobControl], Any], kind: str = "explain", owner: str | None = None,
-               time_limit_s: float | None = None) -> Job:
+               time_limit_s: float | None = None, surface: str = "") -> Job:
         """Queue `fn(control)`; returns its `Job` (key: `job.id`). Raises `QueueFull` when
         `max_queued` jobs are already waiting (its `retry_after_s` is a rough hint)."""
         with self._lock:
@@ -116,22 +129,35 @@ class JobQueue:
                 retry = int(max(1, round(sum(self.typical_seconds(j.kind) for j in self._pending) / self.concurrency)))
                 raise QueueFull(f"The server is busy ({len(self._pending)} jobs waiting); try again in {retry} s.",
                                 retry)
-            job = Job(id=secrets.token_urlsafe(9), kind=kind, fn=fn, owner=owner, seq=next(self._seq),
-                      control=JobControl(time_limit_s=time_limit_s if time_limit_s is not None else self.time_limit_s))
+            self._trim()
+            limit = time_limit_s if time_limit_s is not None else self.time_limit_s
+            job = Job(id=secrets.token_urlsafe(9), kind=kind, fn=fn, owner=owner, surface=surface,
+                      seq=next(self._seq), control=JobControl(time_limit_s=limit))
             job.control.progress = lambda stage, done, total, job=job: self._progress(job, stage, done, total)
             self._jobs[job.id] = job
             self._pending.append(job)
             self._lock.notify()
-            self._trim()
         return job
 
     def get(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id)
+        """The job by id, without an ownership check (the server's own use; None once expired)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None and self._expired(job):
+                self._jobs.pop(job_id, None)
+                return None
+            return job
+
+    def owned(self, job_id: str, token: str | None) -> Job | None:
+        """The job if `token` is its secret, else None: an unknown id and a wrong token look the
+        same, so neither the id nor the token can be probed for."""
+        job = self.get(job_id)
+        return job if job is not None and job.token_matches(token) else None
 
     def status(self, job_id: str, with_result: bool = False) -> dict | None:
         """A JSON-ready view of one job (None if unknown): state, queue position, progress,
         ETA (`eta_s`: seconds until it finishes, rough; `wait_s` while queued), error."""
-        job = self._jobs.get(job_id)
+        job = self.get(job_id)
         if job is None:
             return None
         pos = self.position(job)
@@ -250,7 +276,7 @@ class JobQueue:
                 self._run(job)
 
     def _run(self, job: Job) -> None:
-        outcome: tuple[str, str, str] | None = None
+        outcome: tuple | None = None
         result = None
         try:
             job.control.started = time.monotonic()
@@ -259,7 +285,7 @@ class JobQueue:
         except JobCancelled as err:
             outcome = (CANCELLED, str(err), err.code)
         except HetaError as err:
-            outcome = (FAILED, str(err), err.code)
+            outcome = (FAILED, str(err), err.code, tuple(http_facts(err)))  # the instance's own answer
         except Exception as err:  # noqa: BLE001 - a bug in one job must not kill the worker
             log.exception("job %s (%s) failed", job.id, job.kind)
             outcome = (FAILED, f"Internal error ({type(err).__name__}); the server keeps running.", "internal")
@@ -271,7 +297,7 @@ class JobQueue:
             self._finish(job, *outcome)
 
     def _finish(self, job: Job, state: str, error: str | None = None, code: str | None = None,
-                result: Any = None) -> None:
+                http: tuple | None = None, result: Any = None) -> None:
         """The one place a job ends. Under the lock: a cancel accepted before this point wins over
         the job's own outcome (see the module docstring), the duration of a DONE job is recorded
         before any waiter can look, and the waiters are woken."""
@@ -279,7 +305,8 @@ class JobQueue:
             if job.state in FINISHED:  # a job ends once: never overwrite its end
                 return
             if state != CANCELLED and job.control.cancel_event.is_set():
-                state, error, code, result = CANCELLED, "The job was cancelled.", "cancelled", None
+                state, error, code, http, result = CANCELLED, "The job was cancelled.", "cancelled", None, None
+            job.error_http = http
             job.result = result if state == DONE else None
             job.state, job.error, job.error_code, job.finished = state, error, code, time.time()
             if state == DONE and job.started is not None:
@@ -292,7 +319,14 @@ class JobQueue:
             job._stage_started = time.time()
         job.stage, job.done, job.total = stage, done, total
 
+    def _expired(self, job: Job) -> bool:
+        return (job.state in FINISHED and self.keep_finished_s is not None and job.finished is not None
+                and self._clock() - job.finished > self.keep_finished_s)
+
     def _trim(self) -> None:
+        """Drop finished jobs past their age, then the oldest beyond `keep_finished` (lock held)."""
+        for j in [j for j in self._jobs.values() if self._expired(j)]:
+            self._jobs.pop(j.id, None)
         finished = [j for j in self._jobs.values() if j.state in FINISHED]
         for j in sorted(finished, key=lambda j: j.seq)[: max(0, len(finished) - self.keep_finished)]:
             self._jobs.pop(j.id, None)

@@ -40,6 +40,8 @@ class Option:
     cli: bool = True
     api: bool = True
     negate_flag: str | None = None  # booleans that default to True: a --no-x flag that stores False
+    multiple: bool = False  # a repeatable flag collecting a list (argparse action="append")
+    metavar: str | None = None
 
 
 def option(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, **kw: Any):
@@ -64,7 +66,7 @@ def check_options(obj: Any) -> None:
     where the default is None). One message shape for every knob: it names the field."""
     for f, opt in options_of(type(obj)):
         value = getattr(obj, f.name)
-        if value is None and f.default is None:
+        if value is None and f.default is None or opt.multiple:
             continue
         if opt.choices is not None and value not in opt.choices:
             raise InputError(f"{f.name} must be one of {tuple(opt.choices)}, got {value!r}.", f.name)
@@ -116,6 +118,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls, defaults: dict[str, Any]
         default = defaults.get(f.name, argparse.SUPPRESS)
         note = default_notes.get(f.name) or (f"default: {f.default}" if f.default is not None else "")
         help_text = opt.help if default is not argparse.SUPPRESS or not note else f"{opt.help} ({note})"
+        if opt.multiple:
+            parser.add_argument(flag_of(f, opt), dest=f.name, action="append", default=default, help=help_text,
+                                metavar=opt.metavar)
+            continue
         kind = value_type(cls, f.name)
         if kind is bool:
             parser.add_argument(flag_of(f, opt), dest=f.name, action="store_true", default=default, help=help_text)
@@ -123,6 +129,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls, defaults: dict[str, Any]
         kw: dict[str, Any] = {"dest": f.name, "default": default, "help": help_text, "type": kind}
         if opt.choices is not None:
             kw["choices"] = list(opt.choices)
+        if opt.metavar:
+            kw["metavar"] = opt.metavar
         parser.add_argument(flag_of(f, opt), **kw)
 
 

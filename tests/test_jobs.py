@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from heta_lite.errors import InputError
-from heta_lite.jobs import CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, JobQueue, QueueFull
+from heta_lite.errors import InputError, QueueFull
+from heta_lite.jobs import CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, JobQueue
 
 WAIT = 10.0
 
@@ -453,3 +453,75 @@ def test_real_engine_job_reports_progress_and_cancels(smollm):
     assert q.cancel(j2.id)
     assert q.wait(j2.id, 60).state == CANCELLED and j2.result is None
     assert q.shutdown(wait_s=60)  # no worker left inside torch when the process exits
+
+
+# ---- ownership and expiry (issue #18 item 2) ------------------------------------------------
+def test_a_job_is_found_by_others_only_with_its_token():
+    q = JobQueue()
+    try:
+        job = q.submit(lambda control: "secret report")
+        assert q.wait(job.id, WAIT).state == DONE
+        assert len(job.token) >= 32 and job.token not in repr(job)
+        assert q.owned(job.id, job.token) is job
+        other = q.submit(lambda control: "x")
+        for wrong in (None, "", "guess", other.token, job.token[:-1], job.token + "x", "é" * 5, "\udc80"):
+            assert q.owned(job.id, wrong) is None, wrong  # a wrong token, even another job's, finds nothing
+        assert q.owned("no-such-job", job.token) is None
+        assert job.token not in str(q.status(job.id, with_result=True))  # never in a status view
+    finally:
+        q.shutdown()
+
+
+def test_finished_jobs_expire_by_age_as_well_as_by_count():
+    now = [time.time()]
+    q = JobQueue(keep_finished=100, keep_finished_s=3600, clock=lambda: now[0])
+    try:
+        old = q.submit(lambda control: "old")
+        assert q.wait(old.id, WAIT).state == DONE
+        started, gate = threading.Event(), threading.Event()
+        running = q.submit(_gated(started, gate))
+        assert started.wait(WAIT)
+        now[0] += 3599
+        assert q.get(old.id) is old and q.owned(old.id, old.token) is old  # within the hour: kept
+        now[0] += 2
+        assert q.get(old.id) is None and q.owned(old.id, old.token) is None and q.status(old.id) is None
+        assert q.get(running.id) is running  # an unfinished job never expires, however old
+        gate.set()
+        assert q.wait(running.id, WAIT).state == DONE
+        fresh = q.submit(lambda control: "fresh")  # a submit also sweeps expired jobs out
+        q.wait(fresh.id, WAIT)
+        now[0] += 3601
+        q.submit(lambda control: "sweep")
+        assert fresh.id not in q._jobs and running.id not in q._jobs
+    finally:
+        gate.set()
+        q.shutdown()
+
+
+def test_a_failed_job_keeps_its_errors_answer_unless_a_cancel_won():
+    from heta_lite.errors import ResourceLimitError
+
+    q = JobQueue()
+    try:
+        def fail(control):
+            raise ResourceLimitError("too big")
+
+        job = q.submit(fail)
+        assert q.wait(job.id, WAIT).state == FAILED
+        assert (job.error_code, job.error_http) == ("resource_limit", (507, "out_of_memory", None))
+        started, gate = threading.Event(), threading.Event()
+
+        def fail_after_cancel(control):
+            started.set()
+            assert gate.wait(WAIT)
+            raise ResourceLimitError("too big")
+
+        job = q.submit(fail_after_cancel)
+        assert started.wait(WAIT)
+        assert q.cancel(job.id)
+        gate.set()
+        assert q.wait(job.id, WAIT).state == CANCELLED
+        assert (job.error_code, job.error_http) == ("cancelled", None)
+    finally:
+        gate.set()
+        q.shutdown()

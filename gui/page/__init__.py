@@ -15,7 +15,7 @@ from .models import ModelPanel
 from .prompt import PromptPanel
 from .quantization import QuantPanel
 from .result import ResultPanel
-from .runner import JobRunner
+from .runner import JobRunner, saved_token
 from .state import PageState
 from .theme import frame
 from .tokens import TokenPicker
@@ -25,7 +25,8 @@ __all__ = ["build_page", "PageState"]
 
 def build_page(state: AppState, job_id: str | None = None) -> PageState:
     """Build one client's page; the models and queue are shared, everything else is this page's.
-    `job_id` (the URL's ?job=) re-attaches a reloaded page to its running or finished job."""
+    `job_id` (the URL's ?job=) re-attaches a reloaded page to its running or finished job, but
+    only in the tab whose storage holds that job's token (runner.py): the id alone is no key."""
     ps = PageState()
     with frame(state) as f:
         runner = JobRunner(state, ps, f.show_error)
@@ -46,15 +47,26 @@ def build_page(state: AppState, job_id: str | None = None) -> PageState:
     runner.every(0, prompt.refresh_run_on)  # every tick: 'Run on' and the header follow the registry
     runner.every(0, f.refresh_model)
     if job_id:
-        job = state.queue.get(job_id)
-        if job is None:
-            f.show_error("That job is no longer known to the server (it restarted or the job expired); "
-                         "explain again.")
-        elif job.kind == "explain":
-            def reattached(exp) -> None:
-                tokens.show(exp.context)
-                tokens.pick(exp.context.target_pos)
-                result.show(exp)
+        def reattached(exp) -> None:
+            tokens.show(exp.context)
+            tokens.pick(exp.context.target_pos)
+            result.show(exp)
 
-            runner.attach(job, reattached)
+        tried: list[bool] = []
+
+        def reattach() -> None:  # once connected: the tab's storage (which holds the token) is readable then
+            if tried:
+                return  # a reconnect of this page: it already follows (or showed) the job
+            tried.append(True)
+            job = state.queue.owned(job_id, saved_token(job_id))
+            if job is None:  # unknown, expired, or not this tab's: the id alone reveals nothing
+                f.show_error("That job is no longer known to the server (it expired, or the server restarted), or "
+                             "it was started in another tab; explain again.")
+            elif job.surface == "api" or job.kind != "explain":
+                f.show_error("That job was not started by this page's Explain (an API job's report is at "
+                             "GET /api/v1/jobs/{id} with its X-Job-Token); explain again here.")
+            else:
+                runner.attach(job, reattached)
+
+        ui.context.client.on_connect(reattach)
     return ps

@@ -51,7 +51,7 @@ class ComparePanel:
     def start(self) -> None:
         state, show_error = self.state, self.show_error
         if not state.ready:
-            show_error(state.load_error or "The model is still loading; try again in a moment.")
+            show_error(state.public_load_error or "The model is still loading; try again in a moment.")
             return
         a, b = self.a.value or "", self.b.value or ""
         if not a.strip() or not b.strip():
@@ -72,12 +72,12 @@ class ComparePanel:
             return (explain(lm, a, spec, s, control=control, cache=cache),
                     explain(lm, b, spec, s, control=control, cache=cache))
 
-        self.runner.submit(job, "compare", self.show)
+        self.runner.submit(job, "compare", self.show, texts=(a, b))
 
     def show(self, pair) -> None:
-        from heta_lite.report import build_report
+        from heta_lite.report import Report
 
-        ra, rb = (build_report(e) for e in pair)
+        ra, rb = (Report.from_explanation(e).to_dict() for e in pair)
         ta, tb = ra["target"], rb["target"]
         self.summary.text = compare_summary(ra, rb)
         self.html_a.content = (f"<div class='font-medium'>A → “{html.escape(ta['display'])}” p {ta['prob']:.3f}</div>"

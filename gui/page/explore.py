@@ -1,5 +1,5 @@
-"""Explore: the next-token chart, the logit lens and the attention from the predicting position,
-for the explained target (side jobs on the queue)."""
+"""Explore: the next-token chart, the logit lens, the attention from the predicting position and
+head importance, for the explained target (side jobs on the queue)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -7,10 +7,9 @@ from typing import Callable
 from nicegui import ui
 
 from heta_lite.errors import HetaError
-from heta_lite.jobs import QueueFull
 
 from ..state import AppState
-from ..views import attention_html, logit_lens_chart, next_token_chart
+from ..views import attention_html, head_importance_chart, logit_lens_chart, next_token_chart
 from .runner import JobRunner
 from .state import PageState
 
@@ -19,7 +18,7 @@ class ExplorePanel:
     def __init__(self, state: AppState, ps: PageState, runner: JobRunner,
                  show_error: Callable[[str | None], None]) -> None:
         self.state, self.ps, self.runner, self.show_error = state, ps, runner, show_error
-        with ui.expansion("Explore: next token, logit lens and attention", icon="travel_explore") \
+        with ui.expansion("Explore: next token, logit lens, attention and heads", icon="travel_explore") \
                 .classes("w-full").mark("explore"):
             self.info = ui.label("Explain a token first; these views then fill in for its position.") \
                 .classes("text-sm")
@@ -41,6 +40,10 @@ class ExplorePanel:
                 self.head_sel = ui.select({-1: "mean of heads"}, value=-1, label="Head").classes("w-36")
                 ui.button("Show attention", on_click=self.start_attention).props("outline").mark("attn-btn")
             self.attn_html = ui.html("", sanitize=False).mark("attention")
+            ui.label("Head importance: how much log p(target) drops when one head is switched off (one batched "
+                     "forward per layer)").classes("font-medium")
+            ui.button("Compute head importance", on_click=self.start_heads).props("outline").mark("heads-btn")
+            self.heads_chart = ui.echart({"series": []}).classes("w-full h-96").mark("heads")
 
     def start_lens(self, report: dict) -> None:
         from heta_lite.explore import logit_lens, next_token
@@ -62,7 +65,7 @@ class ExplorePanel:
 
         try:
             self.runner.submit_side("lens", job, "explore", self.show_lens)
-        except QueueFull:
+        except HetaError:
             return
 
     def start_attention(self) -> None:
@@ -84,9 +87,28 @@ class ExplorePanel:
                                 "load it with eager attention to use this view.") from err
 
         try:
-            self.runner.submit_side("attention", job, "explore", self.show_attention)
-        except QueueFull as err:
+            self.runner.submit_side("attention", job, "explore", self.show_attention, rated=True)
+        except HetaError as err:
             self.show_error(str(err))
+
+    def start_heads(self) -> None:
+        exp = self.ps.exp
+        if exp is None:
+            self.show_error("Explain a token first.")
+            return
+        from heta_lite.heads import head_importance
+
+        lm, ids, y = self.ps.page_lm(self.state), list(exp.context.input_ids), exp.context.target_id
+        try:
+            self.runner.submit_side("heads", lambda control: head_importance(lm, ids, y, control), "explore",
+                                    self.show_heads, rated=True)
+        except HetaError as err:
+            self.show_error(str(err))
+
+    def show_heads(self, heads) -> None:
+        self.heads_chart.options.clear()
+        self.heads_chart.options.update(head_importance_chart(heads.drop))
+        self.heads_chart.update()
 
     def show_lens(self, res: dict) -> None:
         rows = res["lens"]

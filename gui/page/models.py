@@ -14,7 +14,7 @@ from heta_lite.errors import HetaError
 from heta_lite.quantization.modes import QUANT_MODES
 
 from ..admin import check_admin, direct_local
-from ..state import AppState
+from ..state import AppState, public_name
 
 
 def mode_key(name: str, quant: str) -> str:
@@ -26,9 +26,13 @@ def mode_label(name: str, quant: str, primary: bool = False) -> str:
 
 
 def ready_options(state: AppState) -> dict[str, str]:
-    """{'name|quant': label} of the models that can run now, the primary first."""
+    """{'name|quant': label} of the models that can run now, the primary first. The keys stay on the
+    server (a select sends only indices and labels); off a desktop install the labels show public
+    names (a folder as 'local:<name>', never its server path)."""
     models = sorted((m for m in state.models() if m["state"] == "ready"), key=lambda m: not m["primary"])
-    return {mode_key(m["model"], m["quant"]): mode_label(m["model"], m["quant"], m["primary"]) for m in models}
+    shown = (lambda name: name) if state.desktop else public_name
+    return {mode_key(m["model"], m["quant"]): mode_label(shown(m["model"]), m["quant"], m["primary"])
+            for m in models}
 
 
 class ModelPanel:
@@ -49,7 +53,9 @@ class ModelPanel:
                                            {"name": "error", "label": "", "field": "error", "align": "left"}],
                                   rows=[], row_key="key").props("dense flat").mark("model-table")
             with ui.row().classes("items-end gap-3"):
-                self.name_in = ui.input("Model", value=state.model_name).classes("w-64").mark("admin-model") \
+                # empty off the owner's desktop: Load then takes the configured model, whose path stays unshown
+                self.name_in = ui.input("Model", value=state.model_name if self.owner else "",
+                                        placeholder=public_name(state.model_name)).classes("w-64").mark("admin-model") \
                     .tooltip("short name (smollm2-135m, qwen2.5-3b, ...), hub id or local folder")
                 self.quant_in = ui.select(list(QUANT_MODES), value="4bit-nf4", label="Quantization") \
                     .classes("w-36").mark("admin-quant")
@@ -92,10 +98,13 @@ class ModelPanel:
         self.refresh()
 
     def refresh(self) -> None:
+        """The table: the desktop owner sees the registry as the admin does (paths, load errors);
+        anyone else its public view (public names; a failed load says only that it failed)."""
+        models = self.state.models() if self.owner else self.state.public_models()
         rows = [{"key": mode_key(m["model"], m["quant"]), "model": m["model"], "quant": m["quant"],
                  "state": m["state"], "primary": "yes" if m["primary"] else "",
                  "load": "" if m["load_seconds"] is None else f"{m['load_seconds']:.1f}", "error": m["error"] or ""}
-                for m in self.state.models()]
+                for m in models]
         if rows != self.table.rows:
             self.table.rows = rows
             self.table.update()

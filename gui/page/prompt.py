@@ -7,7 +7,6 @@ from typing import Callable
 from nicegui import ui
 
 from heta_lite.errors import HetaError
-from heta_lite.jobs import QueueFull
 from heta_lite.settings import GATES, QUALITIES, HetaSettings
 from heta_lite.targets import TargetSpec
 
@@ -96,7 +95,7 @@ class PromptPanel:
         state, show_error = self.state, self.show_error
         show_error(None)
         if not state.ready:
-            show_error(state.load_error or "The model is still loading; try again in a moment.")
+            show_error(state.public_load_error or "The model is still loading; try again in a moment.")
             return
         text = self.prompt.value or ""
         if not text.strip():
@@ -122,7 +121,7 @@ class PromptPanel:
             control.step("generating", 0, 1)
             return make_context(lm, text, spec, s, cache)
 
-        self.runner.submit(job, "generate", self.on_tokens)
+        self.runner.submit(job, "generate", self.on_tokens, texts=(text,))
 
     def start_estimate(self, n: int, n_scored: int) -> None:
         """Expected seconds per preset for this length, from a one-time calibration on this machine."""
@@ -139,7 +138,7 @@ class PromptPanel:
 
         try:
             self.runner.submit_side("estimate", job, "estimate", self.show_estimate, show_errors=False)
-        except QueueFull:
+        except HetaError:
             self.estimate.text = ""
 
     def show_estimate(self, est: dict) -> None:

@@ -72,13 +72,13 @@ class QuantPanel:
             eb = explain_context(lm_b, ctx, s, "heta", control=control, cache=cache)
             return ea, eb
 
-        self.runner.submit(job, "compare", self.show)
+        self.runner.submit(job, "compare", self.show, texts=(text,))
 
     def show(self, pair) -> None:
-        from heta_lite.report import build_report
+        from heta_lite.report import Report
 
         ea, eb = pair
-        ra, rb = build_report(ea), build_report(eb)
+        ra, rb = Report.from_explanation(ea).to_dict(), Report.from_explanation(eb).to_dict()
         self.agree_html.content = ("<div class='font-medium'>Agreement of B with A over the scored tokens</div>"
                                    + agreement_html(mode_agreement(ea, eb)))
         self.side_a.content = mode_header(ra) + heatmap_html(ra)

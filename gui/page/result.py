@@ -7,7 +7,7 @@ from typing import Callable
 from nicegui import ui
 
 from .state import PageState
-from ..views import check_html, heatmap_html, legend_html, strips_html
+from ..views import check_html, heatmap_html, legend_html, risk_html, strips_html
 
 
 class ResultPanel:
@@ -18,6 +18,7 @@ class ResultPanel:
             self.summary = ui.label("").classes("text-base font-medium").props("id=summary")
             self.heat = ui.html("", sanitize=False).classes("w-full").mark("heatmap")
             self.check_line = ui.html("", sanitize=False).classes("text-sm").mark("check")
+            self.risk_line = ui.html("", sanitize=False).classes("text-sm").mark("risk")
             ui.html(legend_html(), sanitize=False)
             with ui.row().classes("w-full gap-6 items-start"):
                 with ui.column():
@@ -44,15 +45,16 @@ class ResultPanel:
         self.card.set_visibility(False)
 
     def show(self, exp) -> None:
-        from heta_lite.report import build_report
+        from heta_lite.report import Report
 
-        report = build_report(exp)
+        report = Report.from_explanation(exp).to_dict()
         self.ps.exp, self.ps.report, self.ps.last_peak = exp, report, exp.memory
         tgt = report["target"]
         self.summary.text = (f"Why '{tgt['display']}'? p = {tgt['prob']:.3f} (rank {tgt['rank']}). "
                              f"Darker = more influential; hover a token for its numbers.")
         self.heat.content = heatmap_html(report)
         self.check_line.content = check_html(report)
+        self.risk_line.content = risk_html(report)
         self.top_table.rows = [{"rank": t["rank"], "token": t["display"], "score": f"{t['normalised']:.1%}",
                                 "pct": f"{t['percentile']:.0f}"}
                                for t in sorted((t for t in report["tokens"] if t["rank"]),

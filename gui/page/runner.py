@@ -1,21 +1,30 @@
 """One job runner per page: a single ui.timer that follows the page's main job (the progress
 card), its side jobs (estimate, logit lens, attention) and the panels' periodic refreshes.
-The event loop only reads job state; model work runs on the queue's workers."""
+The event loop only reads job state; model work runs on the queue's workers.
+
+The page's jobs take the same per-client limits as the API's (the app's RateLimiter, keyed by the
+same client address), and a page holds at most one main job and one side job per kind: a new one
+cancels the one it replaces. An explanation's job token is kept in this tab's storage
+(`app.storage.tab`, keyed by a per-tab id that lives in the browser's sessionStorage), never in
+the URL: `/?job=<id>` re-attaches only in the tab that holds the token."""
 from __future__ import annotations
 
 import logging
 import time
 from typing import Any, Callable
 
-from nicegui import ui
+from nicegui import app, ui
 
-from heta_lite.jobs import CANCELLED, DONE, FAILED, FINISHED, QueueFull
+from heta_lite.errors import ClientLimited, HetaError
+from heta_lite.jobs import CANCELLED, DONE, FAILED, FINISHED
 
 from ..state import AppState
 from .state import PageState
 
 log = logging.getLogger(__name__)
 
+TOKENS_KEY = "heta_job_tokens"  # app.storage.tab: {job id: token} of this tab's explanations
+MAX_KEPT_TOKENS = 16
 JOB_WORDS = {"explain": "Explaining", "generate": "Generating", "compare": "Comparing", "explore": "Exploring",
              "estimate": "Estimating the time"}
 
@@ -42,6 +51,7 @@ class JobRunner:
         self.main: tuple[Any, Callable] | None = None
         self.side: dict[str, tuple[Any, Callable, bool]] = {}
         self._tickers: list[list] = []  # [period, next due, fn]
+        self.client = page_client(state)
         self.timer = ui.timer(interval, self.tick)
 
     def build_progress(self) -> ProgressCard:
@@ -53,15 +63,19 @@ class JobRunner:
         self._tickers.append([period, 0.0, fn])
 
     # ---- jobs ------------------------------------------------------------------------------
-    def submit(self, fn, kind: str, on_done: Callable) -> None:
-        """Queue the page's main job (shown in the progress card); a full queue shows its message."""
+    def submit(self, fn, kind: str, on_done: Callable, texts: tuple[str, ...] = ()) -> None:
+        """Queue the page's main job (shown in the progress card), replacing (cancelling) the one it
+        followed; a refusal (full queue, client limits) shows its message. `texts`: the job's
+        prompts, kept out of the logs until it ends (with the page's current prompt, `job_texts`)."""
         try:
-            job = self.state.queue.submit(fn, kind=kind)
-        except QueueFull as err:
+            job = self._submit(fn, kind, texts=texts)
+        except HetaError as err:
             self.show_error(str(err))
             return
+        if self.main is not None:
+            self.state.queue.cancel(self.main[0].id)
         self.attach(job, on_done)
-        if kind == "explain":  # a reload of this URL re-attaches to the job
+        if kind == "explain" and remember_token(job):  # a reload of this URL, in this tab, re-attaches
             ui.navigate.history.replace(f"/?job={job.id}")
 
     def attach(self, job, on_done: Callable) -> None:
@@ -69,9 +83,37 @@ class JobRunner:
         self.progress.card.set_visibility(True)
         self.progress.cancel_btn.enable()
 
-    def submit_side(self, key: str, fn, kind: str, on_done: Callable, show_errors: bool = True) -> None:
-        """A job outside the progress card (raises QueueFull); `on_done(result)` when it is done."""
-        self.side[key] = (self.state.queue.submit(fn, kind=kind), on_done, show_errors)
+    def submit_side(self, key: str, fn, kind: str, on_done: Callable, show_errors: bool = True,
+                    rated: bool = False, texts: tuple[str, ...] = ()) -> None:
+        """A job outside the progress card, replacing (cancelling) the side job under `key`; raises
+        HetaError (QueueFull, ClientLimited) when refused. `on_done(result)` when it is done.
+        `rated`: a user's own request (takes a rate token); the automatic follow-ups of one (time
+        estimate, logit lens) only count toward the client's jobs at once."""
+        job = self._submit(fn, kind, rated, texts)
+        old = self.side.get(key)
+        if old is not None:
+            self.state.queue.cancel(old[0].id)
+        self.side[key] = (job, on_done, show_errors)
+
+    def _submit(self, fn, kind: str, rated: bool = True, texts: tuple[str, ...] = ()):
+        """Submit through the client's limits: its request rate and its jobs at once (the API's),
+        with the job's texts kept out of the logs until it ends (as the API's jobs)."""
+        limiter, queue = self.state.limiter, self.state.queue
+        alive = lambda job_id: (queue.get(job_id) is not None and queue.get(job_id).state not in FINISHED)  # noqa: E731
+        if limiter is not None:
+            wait = limiter.take(self.client) if rated else 0.0
+            if wait > 0:
+                raise ClientLimited(f"Too many requests; try again in {int(wait) + 1} s.", int(wait) + 1)
+            cap = limiter.limits.concurrent_jobs
+            if limiter.active_jobs(self.client, alive) >= cap:
+                raise ClientLimited(f"You already have {cap} jobs running or queued; wait for one to finish.", 5,
+                                    code="too_many_jobs")
+        texts = tuple(dict.fromkeys((*texts, *job_texts(self.ps))))
+        job = self.state.submit(fn, texts=texts, kind=kind, owner=self.client,
+                                surface="gui")
+        if limiter is not None:
+            limiter.start_job(self.client, job.id, alive)
+        return job
 
     def cancel(self) -> None:
         if self.main is not None:
@@ -135,6 +177,44 @@ class JobRunner:
         elif job.eta_s() is not None:
             left = job.eta_s()
         return f" · about {left:.0f} s left (estimate)" if left is not None and left >= 0.5 else ""
+
+
+def page_client(state: AppState) -> str:
+    """The page's client, named as the API names it (the API's own `client_of`, once registered:
+    one trust decision about proxies for both surfaces), else the socket address."""
+    request = getattr(ui.context.client, "request", None)
+    if request is None:
+        return "unknown"
+    if state.client_of is not None:
+        return state.client_of(request)
+    return request.client.host if request.client else "unknown"
+
+
+def remember_token(job) -> bool:
+    """Keep `job`'s token in this tab's storage (False without a socket connection yet)."""
+    try:
+        tokens = app.storage.tab.setdefault(TOKENS_KEY, {})
+    except RuntimeError:
+        return False
+    tokens[job.id] = job.token
+    for old in list(tokens)[:-MAX_KEPT_TOKENS]:
+        tokens.pop(old, None)
+    return True
+
+
+def saved_token(job_id: str) -> str | None:
+    """The token this tab kept for `job_id` (None: none, or no socket connection yet)."""
+    try:
+        return (app.storage.tab.get(TOKENS_KEY) or {}).get(job_id)
+    except RuntimeError:
+        return None
+
+
+def job_texts(ps: PageState | None) -> tuple[str, ...]:
+    """The prompt of the page's current tokens: what explanations and the side views work on, kept
+    out of the logs while any of this page's jobs runs (panels pass their other texts explicitly)."""
+    prompt = getattr(getattr(ps, "ctx", None), "prompt", None)
+    return (prompt,) if isinstance(prompt, str) and prompt else ()
 
 
 def stage_text(job) -> str:

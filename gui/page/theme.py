@@ -69,7 +69,7 @@ class Frame:
         elif state.load_error:
             self.model_label.text = "model unavailable"
             self.loading_row.set_visibility(False)
-            self.show_error(state.load_error)
+            self.show_error(state.public_load_error)
 
 
 @contextmanager

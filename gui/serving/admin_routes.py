@@ -6,10 +6,10 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from heta_lite.errors import HetaError, InputError
+from heta_lite.errors import HetaError, InputError, ModelNotLoaded
 
 from ..admin import check_admin
-from ..state import AppState, ModelNotLoaded
+from ..state import AppState
 from .errors import error, error_response
 from .schemas import AdminModelIn, AdminUnloadIn
 

@@ -39,7 +39,7 @@ def register_api(app: FastAPI, state: AppState, limits: Limits | None = None, me
     def api_not_found(rest: str):
         return error(404, "not_found", "No such API route; see /docs for the API.")
 
-    @app.get("/metrics")
+    @app.get("/metrics", include_in_schema=False)
     def metrics_route():
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 

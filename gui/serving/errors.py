@@ -1,45 +1,23 @@
-"""The one error-to-HTTP mapping of the API: for a direct call and for a job that failed.
+"""The API's error answers: formatting only. What an error answers (HTTP status, public code,
+Retry-After) is carried by its class (heta_lite/errors.py: `http_status`, `public_code`,
+`retry_after_s`; AdminDenied in gui/admin.py too), refined by an instance where the instance
+knows more (ModelNotLoaded's registry state, QueueFull's wait).
 
-Every error class has one HTTP status and one public code, looked up along its MRO in `HTTP`
-(the core's error classes, and QueueFull from heta_lite/jobs.py, cannot carry the attributes
-from here; ModelNotLoaded and AdminDenied, defined in gui/, carry `http_status` themselves). A job keeps
-only its error's `code` and message, so `error_class(code)` finds the class again and the job's
-failure goes through the same table. Body: `{"error": {"code", "message", "field"?}}`.
+A failed job keeps the answer of the error that ended it (`job.error_http`), so the direct call
+and the job answer the same; a job that ended without an exception (cancelled, shut down) is
+looked up by its `error_code` (`error_class`). Anything that is not a HetaError is a bug: 500
+with a fixed message. Body: `{"error": {"code", "message", "field"?}}`.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from heta_lite.errors import (HetaError, InputError, JobCancelled, JobTimeout, ModelUnavailableError,
-                              ResourceLimitError)
-from heta_lite.jobs import QueueFull
-
-from ..admin import AdminDenied
-from ..state import FAILED, LOADING, ModelNotLoaded
+from heta_lite.errors import HetaError, HttpFacts, http_facts
 
 INTERNAL_MESSAGE = "Internal error; the server keeps running."
-
-
-class Http(NamedTuple):
-    status: int
-    code: str | None  # None: the error's own `code`
-    retry_after: int | None = None
-
-
-HTTP: dict[type, Http] = {
-    AdminDenied: Http(AdminDenied.http_status, None),  # admin_disabled | forbidden
-    ModelNotLoaded: Http(ModelNotLoaded.http_status, "model_not_loaded"),
-    QueueFull: Http(503, "queue_full"),  # Retry-After from the instance
-    JobTimeout: Http(504, "timeout"),
-    JobCancelled: Http(409, "cancelled"),
-    ResourceLimitError: Http(507, "out_of_memory"),
-    ModelUnavailableError: Http(503, "model_unavailable", 30),  # UnsupportedModelError included
-    InputError: Http(400, "bad_input"),
-    HetaError: Http(400, None),
-}
-_INTERNAL = Http(500, "internal")
+_INTERNAL = HttpFacts(500, "internal", None)
 
 
 def error(status: int, code: str, message: str, field: str | None = None,
@@ -49,13 +27,6 @@ def error(status: int, code: str, message: str, field: str | None = None,
         body["error"]["field"] = field
     headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else None
     return JSONResponse(body, status_code=status, headers=headers)
-
-
-def http_of(cls: type) -> Http:
-    for klass in cls.__mro__:
-        if klass in HTTP:
-            return HTTP[klass]
-    return _INTERNAL
 
 
 def error_class(code: str | None) -> type | None:
@@ -69,26 +40,28 @@ def error_class(code: str | None) -> type | None:
     return None
 
 
-def error_response(err: BaseException | Any) -> JSONResponse:
-    """The HTTP answer for an exception, or for a finished job that failed (its error_code/error)."""
+def facts_of(err: BaseException | Any) -> HttpFacts:
+    """Status, public code and Retry-After for an exception, or for a finished job that failed."""
     if isinstance(err, BaseException):
-        cls, message = type(err), str(err)
-    else:  # a Job: only its code and message survive the worker thread
-        cls, message = error_class(getattr(err, "error_code", None)), getattr(err, "error", None) or "failed"
-    if cls is None or not issubclass(cls, HetaError):
+        return http_facts(err) if isinstance(err, HetaError) else _INTERNAL
+    kept = getattr(err, "error_http", None)
+    if kept is not None:
+        return HttpFacts(*kept)
+    cls = error_class(getattr(err, "error_code", None))
+    return http_facts(cls) if cls is not None else _INTERNAL
+
+
+def error_response(err: BaseException | Any) -> JSONResponse:
+    """The HTTP answer for an exception, or for a finished job that failed (its error_http /
+    error_code and error)."""
+    status, code, retry = facts_of(err)
+    if code == "internal":
         return error(500, "internal", INTERNAL_MESSAGE)
-    status, code, retry = http_of(cls)
-    if isinstance(err, ModelNotLoaded) and err.state == LOADING:
-        status, code, retry = 503, "model_loading", 10
-    elif isinstance(err, ModelNotLoaded) and err.state == FAILED:
-        status, code = 503, "model_failed"
-    if isinstance(err, QueueFull):
-        retry = err.retry_after_s
-    own = err.code if isinstance(err, BaseException) else cls.code
-    return error(status, code or own, message, field=getattr(err, "field", None), retry_after=retry)
+    message = str(err) if isinstance(err, BaseException) else (getattr(err, "error", None) or "failed")
+    return error(status, code, message, field=getattr(err, "field", None), retry_after=retry)
 
 
 def public_code(code: str | None) -> str:
     """The API's code for a core error code (a job view's error.code)."""
     cls = error_class(code)
-    return (http_of(cls).code or code) if cls is not None else (code or "internal")
+    return http_facts(cls).code if cls is not None else (code or "internal")

@@ -76,3 +76,20 @@ def test_fd_serves_on_the_inherited_socket_and_binds_nothing_else(tmp_path):
         proc.wait(30)
     # the peer on the inherited socket is the real loopback address, so the trust rule applies
     assert '"client": "203.0.113.7"' in (tmp_path / "server.log").read_text()
+
+
+def test_run_flags_are_generated_from_the_server_settings_declaration():
+    """Issue #15: run.py's options come from one declaration (gui/server_settings.py)."""
+    import dataclasses
+
+    import pytest
+
+    from gui.server_settings import ServerSettings
+
+    args = vars(run.parse_args([]))
+    assert set(args) == {f.name for f in dataclasses.fields(ServerSettings)}
+    assert all(args[f.name] == f.default for f in dataclasses.fields(ServerSettings))
+    for bad in (["--max-models", "0"], ["--port", "70000"], ["--quality", "turbo"], ["--time-limit", "0"]):
+        with pytest.raises(SystemExit) as err:
+            run.parse_args(bad)
+        assert err.value.code == 2

@@ -65,3 +65,28 @@ def test_compare_summary_same_and_different_targets():
     assert "B gives A's “␣Paris” p 0.200 (-0.570)" in compare_summary(a, b_diff)
     b_far = _report([_tok(0, "No")], "␣Lyon", 0.5, 9, alternatives=[{"id": 9, "text": "␣Lyon", "prob": 0.5}])
     assert "not in B's top-5" in compare_summary(a, b_far)
+
+
+def test_risk_line_shows_the_measured_accuracy_and_the_flags_escaped():
+    from gui.views import risk_html
+
+    rep = {"failure_risk": {"p_wrong": 0.37, "test_accuracy": 0.71, "test_auc": 0.66, "fitted_on": "<i>x</i>",
+                            "calibrated": True, "features": {}},
+           "anomalies": {"flags": ["attention_collapse", "<script>"], "values": {}, "thresholds": {}, "calibrated": True}}
+    out = risk_html(rep)
+    assert "37%" in out and "71% of held-out questions" in out and "AUC 0.66" in out
+    assert "unusually concentrated" in out and "<script>" not in out and "<i>" not in out
+    calm = risk_html({"failure_risk": {"p_wrong": None, "calibrated": False, "features": {}},
+                      "anomalies": {"flags": [], "values": {}, "thresholds": {}, "calibrated": False}})
+    assert "not measured for this model" in calm and "No anomaly flags" in calm
+    assert risk_html({}) == ""
+
+
+def test_head_importance_chart_has_one_cell_per_head_and_a_symmetric_scale():
+    from gui.views import head_importance_chart
+
+    opts = head_importance_chart([[0.5, -0.1, 0.0], [-2.0, 0.25, 0.3]])
+    cells = opts["series"][0]["data"]
+    assert len(cells) == 6 and [0, 1, -2.0] in cells and [2, 0, 0.0] in cells  # [head, layer, drop]
+    assert opts["visualMap"]["min"] == -2.0 and opts["visualMap"]["max"] == 2.0
+    assert json.loads(json.dumps(opts)) == opts

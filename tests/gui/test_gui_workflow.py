@@ -71,6 +71,8 @@ async def test_full_workflow(state):
         await user.should_see("Most influential tokens")
         await user.should_see("What the model considered at this position")
         await user.should_see("Settings: method heta · quality fast")
+        risk = _one(user, "risk").content  # failure risk with its measured accuracy, and the anomaly flags
+        assert "held-out questions" in risk and ("No anomaly flags" in risk or "Unusual run" in risk)
         user.find("Download JSON report").click()
         await _until(lambda: user.download.http_responses, 10)
         from heta_lite.report import validate_report
@@ -78,6 +80,8 @@ async def test_full_workflow(state):
         report = json.loads(user.download.http_responses[-1].content)
         validate_report(report)
         assert report["target"]["mode"] == "generated" and report["target"]["display"] == "␣Paris"
+        assert report["failure_risk"]["calibrated"] and 0 <= report["failure_risk"]["p_wrong"] <= 1
+        assert isinstance(report["anomalies"]["flags"], list) and report["anomalies"]["calibrated"]
         user.find("Download PNG heatmap").click()
         await _until(lambda: len(user.download.http_responses) >= 2, 20)
         assert user.download.http_responses[-1].content[:8] == b"\x89PNG\r\n\x1a\n"
@@ -86,6 +90,8 @@ async def test_full_workflow(state):
         user.find(marker="attn-btn").click()
         await _until(lambda: "attention" in _one(user, "attention").content, 60)
         assert "Paris" not in _one(user, "attention").content  # the target itself is not in its context
+        user.find(marker="heads-btn").click()  # head importance: one cell per (layer, head) of SmolLM2 (30 x 9)
+        await _until(lambda: len((_one(user, "heads").options["series"] or [{}])[0].get("data", [])) == 270, 600)
 
 
 async def test_prompt_token_is_teacher_forced(state):
@@ -182,17 +188,28 @@ async def test_cancel_a_running_explanation(state):
 
 
 async def test_reload_reattaches_to_the_job(state):
+    """A reload of the tab that started a job shows its result; the job id alone (another tab, a
+    shared link) does not (issue #18: a job's token lives in the tab's storage, never in the URL)."""
+    from gui.page.runner import remember_token
     from heta_lite.engine import explain
     from heta_lite.settings import HetaSettings
     from heta_lite.targets import TargetSpec
 
     job = state.queue.submit(lambda control: explain(state.lm, "The sky is", TargetSpec(position=2, chat=False),
-                                                     HetaSettings.preset("fast"), control=control), kind="explain")
-    async with user_simulation(root=lambda: build_page(state, job_id=job.id)) as user:
+                                                     HetaSettings.preset("fast"), control=control), kind="explain",
+                             surface="gui")
+
+    def root(job: str | None = None) -> None:  # like gui/app.py's page
+        build_page(state, job_id=job)
+
+    async with user_simulation(root=root) as user:
         await user.open("/")
+        with user:
+            assert remember_token(job)
+        await user.open(f"/?job={job.id}")
         await user.should_see("Why '", retries=1800)
-    async with user_simulation(root=lambda: build_page(state, job_id="nope")) as user:
-        await user.open("/")
+    async with user_simulation(root=root) as user:
+        await user.open("/?job=nope")
         await user.should_see("no longer known")
 
 

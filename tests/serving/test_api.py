@@ -33,13 +33,15 @@ def live_server(tmp_path_factory):
     srv.stop()
 
 
-def _until_state(c: httpx.Client, job: str, states: tuple[str, ...], timeout: float = 120.0) -> str:
+def _until_state(c: httpx.Client, job: str, states: tuple[str, ...], timeout: float = 120.0,
+                 token: str = "") -> str:
     """Poll the job's state until it is one of `states` (or the deadline passes); returns the last."""
     deadline = time.monotonic() + timeout
-    state = c.get(f"/api/v1/jobs/{job}").json()["state"]
+    hdr = {"x-job-token": token}
+    state = c.get(f"/api/v1/jobs/{job}", headers=hdr).json()["state"]
     while state not in states and time.monotonic() < deadline:
         time.sleep(0.1)
-        state = c.get(f"/api/v1/jobs/{job}").json()["state"]
+        state = c.get(f"/api/v1/jobs/{job}", headers=hdr).json()["state"]
     return state
 
 
@@ -56,29 +58,44 @@ def test_async_job_progress_stream_and_cancel(live_server):
     r = c.post("/api/v1/explain", json={"prompt": SECRET_PROMPTS[1], "target": {"position": 5, "chat": False},
                                         "quality": "balanced", "async": True})
     assert r.status_code == 202
-    job = r.json()["job_id"]
+    job, hdr = r.json()["job_id"], {"x-job-token": r.json()["job_token"]}
+    assert c.get(f"/api/v1/jobs/{job}").status_code == 404  # the id alone is not enough
     events = []
-    with c.stream("GET", f"/api/v1/jobs/{job}/events") as s:
+    with c.stream("GET", f"/api/v1/jobs/{job}/events", headers=hdr) as s:
         for line in s.iter_lines():
             if line.startswith("data:"):
                 events.append(json.loads(line[5:]))
             if line.startswith("event: end"):
                 break
     assert any(e.get("progress", {}).get("stage") for e in events)
-    final = c.get(f"/api/v1/jobs/{job}").json()
+    final = c.get(f"/api/v1/jobs/{job}", headers=hdr).json()
     assert final["state"] == "done"
     validate_report(final["report"])
     # a slow job, cancelled while it runs
     r = c.post("/api/v1/explain", json={"prompt": "word " * 60, "target": {"position": 50, "chat": False},
                                         "quality": "accurate", "async": True})
     assert r.status_code == 202
-    job = r.json()["job_id"]
-    assert _until_state(c, job, ("running", "done", "failed", "cancelled")) == "running"  # 'accurate' takes minutes
-    d = c.delete(f"/api/v1/jobs/{job}")
+    job, token = r.json()["job_id"], r.json()["job_token"]
+    assert _until_state(c, job, ("running", "done", "failed", "cancelled"), token=token) == "running"  # takes minutes
+    d = c.delete(f"/api/v1/jobs/{job}", headers={"x-job-token": token})
     assert d.status_code == 200 and d.json()["cancel_requested"]
-    assert _until_state(c, job, ("done", "failed", "cancelled")) == "cancelled"
-    assert "report" not in c.get(f"/api/v1/jobs/{job}").json()
+    assert _until_state(c, job, ("done", "failed", "cancelled"), token=token) == "cancelled"
+    assert "report" not in c.get(f"/api/v1/jobs/{job}", headers={"x-job-token": token}).json()
     assert c.get("/api/v1/health").json()["model_loaded"]
+
+
+def test_a_sync_request_dropped_by_its_client_frees_the_worker(live_server):
+    """Issue #18 item 1 on a real server: a sync 'accurate' request whose client gives up (read
+    timeout: the connection closes) no longer holds the worker until the 600 s time limit."""
+    body = {"prompt": "word " * 60, "target": {"position": 50, "chat": False}, "quality": "accurate"}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(live_server.url + "/api/v1/explain", json=body, timeout=httpx.Timeout(10.0, read=3.0))
+    deadline = time.monotonic() + 120  # the job stops at its next safe point, minutes before its time limit
+    running = httpx.get(live_server.url + "/api/v1/health").json()["running"]
+    while running and time.monotonic() < deadline:
+        time.sleep(0.2)
+        running = httpx.get(live_server.url + "/api/v1/health").json()["running"]
+    assert running == 0
 
 
 def test_bad_input_corpus_gets_clear_4xx_and_server_stays_up(live_server):
@@ -120,7 +137,7 @@ def test_rate_limit_and_full_queue(tmp_path):
         assert 1 <= int(r429[0].headers["retry-after"]) <= 11  # at most one token's time (10 s) at 6/min, rounded up
         for r in statuses:
             if r.status_code == 202:
-                c.delete(f"/api/v1/jobs/{r.json()['job_id']}")
+                c.delete(f"/api/v1/jobs/{r.json()['job_id']}", headers={"x-job-token": r.json()["job_token"]})
         assert c.get("/api/v1/health").status_code == 200
     finally:
         srv.stop()

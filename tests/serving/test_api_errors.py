@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 import gui.serving.routes as api_module
 from gui.serving import register_api
 from gui.serving.ratelimit import Limits
-from gui.state import LOADING, AppState, ModelNotLoaded
-from heta_lite.errors import InputError, ResourceLimitError, UnsupportedModelError
-from heta_lite.jobs import JobQueue, QueueFull
+from gui.state import LOADING, AppState
+from heta_lite.errors import InputError, ModelNotLoaded, QueueFull, ResourceLimitError, UnsupportedModelError
+from heta_lite.jobs import JobQueue
 
 ERRORS = {
     "resource_limit": (lambda: ResourceLimitError("The job needs 9 GB; 4 GB are free."), (507, "out_of_memory")),
@@ -70,3 +70,82 @@ def test_the_mapping_keeps_the_registry_states_and_retry_after():
     assert full.status_code == 503 and full.headers["retry-after"] == "7"
     assert error_response(RuntimeError("secret prompt text")).status_code == 500
     assert b"secret" not in error_response(RuntimeError("secret prompt text")).body
+
+
+def _all_error_classes() -> list[type]:
+    import gui.admin  # noqa: F401  (AdminDenied: the app's own HetaError)
+    import heta_lite.report  # noqa: F401  (ReportError)
+    from heta_lite.errors import HetaError
+
+    seen, todo = [], [HetaError]
+    while todo:
+        cls = todo.pop(0)
+        if cls.__module__.split(".")[0] in ("heta_lite", "gui"):
+            seen.append(cls)
+        todo.extend(cls.__subclasses__())
+    return seen
+
+
+def _instances(cls) -> list:
+    """One instance per distinct answer the class can give (ModelNotLoaded per registry state)."""
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    kwargs = {"retry_after_s": 7} if "retry_after_s" in params else {}
+    made = [cls(f"{cls.__name__}: what to change.", **kwargs)]
+    if cls is ModelNotLoaded:
+        made += [cls("still loading", state=LOADING), cls("its load failed", state="failed")]
+    return made
+
+
+def _answer(resp) -> tuple:
+    import json
+
+    body = (resp.json() if hasattr(resp, "json") else json.loads(resp.body))["error"]
+    return resp.status_code, body["code"], body["message"], resp.headers.get("retry-after")
+
+
+def test_every_error_class_answers_the_same_directly_and_from_a_failed_job(client, monkeypatch):
+    """All HetaError subclasses (the core's and the app's): the answer comes from the class, and
+    the job that fails with an instance answers exactly like the direct call, Retry-After included."""
+    from gui.serving.errors import error_response
+    from heta_lite.errors import http_facts
+
+    classes = _all_error_classes()
+    assert {c.__name__ for c in classes} >= {
+        "HetaError", "InputError", "ModelUnavailableError", "UnsupportedModelError", "ModelNotLoaded",
+        "ResourceLimitError", "QueueFull", "JobCancelled", "JobTimeout", "AdminDenied", "ClientLimited", "ReportError"}
+    q = JobQueue()
+    try:
+        for cls in classes:
+            for err in _instances(cls):
+                status, code, retry = http_facts(err)
+                assert 400 <= status < 600 and status != 500 and code, cls
+                direct = error_response(err)
+
+                def fail(control, err=err):
+                    raise err
+
+                job = q.submit(fail)
+                q.wait(job.id, 10)
+                from_job = error_response(job)
+                assert _answer(direct) == _answer(from_job) == (status, code, str(err), retry and str(retry)), cls
+                # and through the API: raised while the request is prepared, or inside its job
+                api_direct = _post(client, monkeypatch, True, lambda err=err: err)
+                api_job = _post(client, monkeypatch, False, lambda err=err: err)
+                assert _answer(api_direct) == _answer(api_job) == _answer(direct), cls
+    finally:
+        q.shutdown()
+
+
+def test_the_intended_mapping():
+    from heta_lite.errors import JobCancelled, JobTimeout, ModelUnavailableError, http_facts
+
+    assert http_facts(ResourceLimitError) == (507, "out_of_memory", None)
+    assert http_facts(UnsupportedModelError)[:2] == http_facts(ModelUnavailableError)[:2] == (503, "model_unavailable")
+    assert http_facts(InputError)[:2] == (400, "bad_input") and http_facts(JobTimeout)[:2] == (504, "timeout")
+    assert http_facts(JobCancelled)[:2] == (409, "cancelled")
+    assert http_facts(ModelNotLoaded("x", state="failed"))[:2] == (503, "model_failed")
+    from gui.admin import AdminDenied
+
+    assert http_facts(AdminDenied("x", "admin_disabled"))[:2] == (403, "admin_disabled")

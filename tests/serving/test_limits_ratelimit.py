@@ -238,10 +238,86 @@ def test_concurrent_job_cap_through_the_api():
             assert third.status_code == 429 and third.json()["error"]["code"] == "too_many_jobs"
             assert int(third.headers["retry-after"]) >= 1
             assert _post(c, "203.0.113.2", body).status_code == 202  # another client's cap is its own
-            assert c.delete(f"/api/v1/jobs/{a[0].json()['job_id']}").status_code == 200  # one finishes ...
+            first = a[0].json()
+            assert c.delete(f"/api/v1/jobs/{first['job_id']}",
+                            headers={"x-job-token": first["job_token"]}).status_code == 200  # one finishes ...
             assert _post(c, "203.0.113.1", body).status_code == 202  # ... and frees a place
             assert _post(c, "203.0.113.1", body).status_code == 429
     finally:
         gate.set()
         state.queue.shutdown()
         state.queue.wait(blocker.id, 10)
+
+
+# -- bounded memory and IPv6 (issue #18 item 6) ---------------------------------------------------
+def test_buckets_of_idle_clients_are_pruned():
+    """Before: one bucket per address ever seen, forever. 10,000 clients, one request each; once
+    their buckets have refilled (burst / rate = 10 s here) they are dropped at the next prune."""
+    lim, clock = _limiter(rpm=60, burst=10)
+    for i in range(10_000):
+        assert lim.take(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}") == 0.0
+    assert lim.tracked_clients == 10_000
+    clock.advance(lim.prune_every_s)  # every bucket is full again: as good as new
+    assert lim.take("192.0.2.1") == 0.0  # a request triggers the periodic prune
+    assert lim.tracked_clients == 1
+
+
+def test_a_pruned_client_is_not_better_off_than_one_that_was_kept():
+    lim, clock = _limiter(rpm=6, burst=2)  # a token per 10 s
+    assert lim.take("a") == 0.0 and lim.take("a") == 0.0
+    clock.advance(lim.prune_every_s / 2)  # 30 s: refilled to the burst, so pruned ...
+    lim.prune()
+    assert lim.tracked_clients == 0
+    assert lim.take("a") == 0.0 and lim.take("a") == 0.0 and lim.take("a") > 0  # ... and a new one is the same
+    lim2, clock2 = _limiter(rpm=0.6, burst=2)  # a token per 100 s: still draining after 30 s
+    assert lim2.take("a") == 0.0 and lim2.take("a") == 0.0
+    clock2.advance(30.0)
+    lim2.prune()
+    assert lim2.tracked_clients == 1 and lim2.take("a") > 0  # a drained bucket is kept
+
+
+def test_memory_is_bounded_even_within_the_refill_window():
+    """A flood of new addresses faster than buckets refill: at most max_clients are kept, the least
+    recently used go first."""
+    lim = RateLimiter(Limits(requests_per_minute=1, burst=5), clock=FakeClock(), max_clients=1000)
+    for i in range(5000):
+        lim.take(f"2001:db8:{i:x}::1")
+    assert lim.tracked_clients <= 1000
+
+
+def test_finished_clients_leave_the_job_table():
+    lim, clock = _limiter(rpm=60, burst=10, jobs=2)
+    alive = set()
+    for i in range(500):
+        alive.add(f"j{i}")
+        assert lim.start_job(f"198.51.100.{i % 250}", f"j{i}", lambda j: j in alive)
+    alive.clear()  # every job finished
+    clock.advance(lim.prune_every_s)
+    lim.take("192.0.2.1")
+    assert lim.tracked_clients == 1  # only the new bucket
+
+
+@pytest.mark.parametrize("client, key", [
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+    ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+    ("::ffff:192.0.2.7", "192.0.2.7"),
+    ("192.0.2.7", "192.0.2.7"),
+    ("testclient", "testclient"),
+])
+def test_bucket_keys(client, key):
+    from gui.serving.ratelimit import bucket_key
+
+    assert bucket_key(client) == key
+
+
+def test_ipv6_clients_share_a_bucket_per_64():
+    """Before: every IPv6 address had its own bucket, and one host owns a whole /64 (2^64
+    addresses): rotating the interface id gave a fresh burst each time."""
+    lim, _ = _limiter(rpm=6, burst=2)
+    assert lim.take("2001:db8:1:2::1") == 0.0 and lim.take("2001:db8:1:2::2") == 0.0
+    assert lim.take("2001:db8:1:2:dead:beef:0:3") > 0  # same /64: same (empty) bucket
+    assert lim.take("2001:db8:1:3::1") == 0.0  # the next /64 is someone else
+    assert lim.start_job("2001:db8:9:9::1", "j1", lambda j: True)
+    assert lim.start_job("2001:db8:9:9::2", "j2", lambda j: True)
+    assert not lim.start_job("2001:db8:9:9::3", "j3", lambda j: True)  # the job cap is per /64 too

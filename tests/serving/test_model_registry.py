@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from gui.serving import register_api
 from gui.serving.ratelimit import Limits
-from gui.state import FAILED, READY, AppState, ModelNotLoaded
+from gui.state import FAILED, READY, AppState
+from heta_lite.errors import ModelNotLoaded
 from heta_lite.errors import HetaError
 from heta_lite.jobs import JobQueue
 
