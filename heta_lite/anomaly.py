@@ -18,15 +18,13 @@ the report says the others were not calibrated for it.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import torch
 
+from .data import shipped_json
 from .models.loader import LoadedModel, attention_implementation
 
 TARGET_PROB_MIN = 1e-4
@@ -95,12 +93,8 @@ def lens_settle(lm: LoadedModel, hidden_states, final_logits: torch.Tensor) -> f
     return settle / L
 
 
-@lru_cache(maxsize=1)
 def _all_thresholds() -> dict[str, Any]:
-    try:
-        return json.loads(resources.files("heta_lite.data").joinpath("anomaly_thresholds.json").read_text())
-    except (FileNotFoundError, ModuleNotFoundError):
-        return {}
+    return shipped_json("anomaly_thresholds.json")
 
 
 def thresholds_for(model_name: str) -> dict[str, Any] | None:

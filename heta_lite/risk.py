@@ -9,15 +9,14 @@ on punctuation tokens and on the first content token, and the faithfulness check
 """
 from __future__ import annotations
 
-import json
 import math
 import unicodedata
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
 import torch
+
+from .data import shipped_json
 
 FEATURES = ("entropy", "margin", "lens_settle", "punct_share", "first_content_share", "check_passed")
 
@@ -43,12 +42,8 @@ def features(entropy: float, margin: float, lens_settle: float, token_texts: lis
             "check_passed": float(bool(check_passed)) if check_passed is not None else 0.5}
 
 
-@lru_cache(maxsize=1)
 def _fitted() -> dict[str, Any]:
-    try:
-        return json.loads(resources.files("heta_lite.data").joinpath("failure_risk.json").read_text())
-    except (FileNotFoundError, ModuleNotFoundError):
-        return {}
+    return shipped_json("failure_risk.json")
 
 
 def predict(model: dict[str, Any], feats: dict[str, float]) -> float:

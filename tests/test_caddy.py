@@ -165,10 +165,19 @@ def test_a_client_cannot_choose_its_rate_limit_identity_through_caddy(proxy, liv
     sending its own header is still itself (here the loopback test client), not the address it sent."""
     import json
 
+    import time
+
     r = httpx.get(proxy + "/api/v1/health", headers={"x-forwarded-for": "203.0.113.77"})
     rid = r.headers["x-request-id"]
-    lines = [json.loads(x) for x in live_server.log().splitlines() if x.startswith("{") and rid in x]
-    assert len(lines) == 1 and lines[0]["client"] == "127.0.0.1"
+
+    def lines():
+        return [json.loads(x) for x in live_server.log().splitlines() if x.startswith("{") and rid in x]
+
+    deadline = time.monotonic() + 30  # the access line is written after the response: wait for it, bounded
+    while not lines() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    found = lines()
+    assert len(found) == 1 and found[0]["client"] == "127.0.0.1"
 
 
 # -- in front of a stub upstream (no model) -------------------------------------------------------

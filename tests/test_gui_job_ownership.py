@@ -170,3 +170,34 @@ async def test_a_page_explanation_opens_through_the_api_and_other_page_jobs_are_
             assert "generate" in g.json()["error"]["message"]
     finally:
         state.queue.shutdown(wait_s=300)
+
+
+async def test_the_pages_automatic_follow_ups_never_refuse_the_users_own_job(held):
+    """Found by the browser test: after Generate and a token pick, the page's time estimate (an old
+    one still being cancelled and its replacement) took both of the client's 2 job slots, and the
+    user's Explain was refused with 'You already have 2 jobs running or queued'. Automatic follow-ups
+    are outside the client's cap (the page keeps one per kind); the user's own jobs are not."""
+    from gui.page.runner import JobRunner
+    from gui.page.state import PageState
+
+    state, gate, _ = held
+    limiter = _register_limits(state, Limits(requests_per_minute=600, burst=100, concurrent_jobs=2))
+    runners = []
+
+    def root():
+        runner = JobRunner(state, PageState(), show_error=lambda msg: None)
+        runner.build_progress()
+        runners.append(runner)
+
+    async with user_simulation(root=root) as user:
+        await user.open("/")
+        r = runners[-1]
+        r.client = "10.1.2.3"
+        for key in ("estimate", "lens", "estimate"):  # automatic: each replaces the last of its kind
+            r.submit_side(key, lambda control: gate.wait(WAIT), "estimate", lambda res: None)
+        r.submit(lambda control: gate.wait(WAIT), "explain", lambda res: None)  # the user's own: accepted
+        r.submit_side("attention", lambda control: gate.wait(WAIT), "explore", lambda res: None, rated=True)
+        alive = lambda j: state.queue.get(j) is not None and state.queue.get(j).state not in FINISHED  # noqa: E731
+        assert limiter.active_jobs("10.1.2.3", alive) == 2  # only the user's own two count
+        with pytest.raises(Exception, match="already have 2 jobs"):
+            r.submit_side("heads", lambda control: gate.wait(WAIT), "explore", lambda res: None, rated=True)

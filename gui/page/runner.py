@@ -87,8 +87,8 @@ class JobRunner:
                     rated: bool = False, texts: tuple[str, ...] = ()) -> None:
         """A job outside the progress card, replacing (cancelling) the side job under `key`; raises
         HetaError (QueueFull, ClientLimited) when refused. `on_done(result)` when it is done.
-        `rated`: a user's own request (takes a rate token); the automatic follow-ups of one (time
-        estimate, logit lens) only count toward the client's jobs at once."""
+        `rated`: a user's own request (a rate token, and it counts toward the client's jobs at
+        once); the automatic follow-ups of one (time estimate, logit lens) do neither."""
         job = self._submit(fn, kind, rated, texts)
         old = self.side.get(key)
         if old is not None:
@@ -96,12 +96,17 @@ class JobRunner:
         self.side[key] = (job, on_done, show_errors)
 
     def _submit(self, fn, kind: str, rated: bool = True, texts: tuple[str, ...] = ()):
-        """Submit through the client's limits: its request rate and its jobs at once (the API's),
-        with the job's texts kept out of the logs until it ends (as the API's jobs)."""
+        """Submit through the client's limits (the API's): a user's own request (`rated`) takes a rate
+        token and counts toward the client's jobs at once. The page's automatic follow-ups (time
+        estimate, logit lens) are outside both: the page keeps at most one per kind (a new one
+        cancels the old), so they cannot fill the queue, and counting them refused the user's own
+        Explain while an estimate was still being cancelled. Texts stay out of the logs until the
+        job ends (as the API's jobs)."""
         limiter, queue = self.state.limiter, self.state.queue
         alive = lambda job_id: (queue.get(job_id) is not None and queue.get(job_id).state not in FINISHED)  # noqa: E731
-        if limiter is not None:
-            wait = limiter.take(self.client) if rated else 0.0
+        counted = limiter is not None and rated
+        if counted:
+            wait = limiter.take(self.client)
             if wait > 0:
                 raise ClientLimited(f"Too many requests; try again in {int(wait) + 1} s.", int(wait) + 1)
             cap = limiter.limits.concurrent_jobs
@@ -109,9 +114,8 @@ class JobRunner:
                 raise ClientLimited(f"You already have {cap} jobs running or queued; wait for one to finish.", 5,
                                     code="too_many_jobs")
         texts = tuple(dict.fromkeys((*texts, *job_texts(self.ps))))
-        job = self.state.submit(fn, texts=texts, kind=kind, owner=self.client,
-                                surface="gui")
-        if limiter is not None:
+        job = self.state.submit(fn, texts=texts, kind=kind, owner=self.client, surface="gui")
+        if counted:
             limiter.start_job(self.client, job.id, alive)
         return job
 

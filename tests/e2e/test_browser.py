@@ -59,7 +59,11 @@ def test_explain_in_the_browser(server, tmp_path, artifacts):
         page.wait_for_selector("text=prompt token at position", timeout=10_000)
         page.screenshot(path=str(artifacts / "tokens.png"), full_page=True)
         page.locator("#explain").click()
-        page.wait_for_selector(".heta-heatmap", timeout=180_000)
+        try:
+            page.wait_for_selector(".heta-heatmap", timeout=180_000)
+        except Exception:
+            page.screenshot(path=str(artifacts / "explain-timeout.png"), full_page=True)
+            raise
         # hover a token: its tooltip (CSS ::after from data-tip) shows the numbers
         tok = page.locator(".heta-heatmap .heta-tok").filter(has_text="capital").first
         tok.hover()
@@ -79,7 +83,7 @@ def test_explain_in_the_browser(server, tmp_path, artifacts):
         assert report["target"]["display"] == "␣France" and report["target"]["mode"] == "position"
         capital = next(t for t in report["tokens"] if t["display"] == "␣capital")
         assert round(capital["percentile"]) == round(pct)  # the page shows what the report says
-        page.get_by_text("Explore: next token, logit lens and attention").click()
+        page.get_by_text("Explore: next token, logit lens, attention and heads").click()
         page.wait_for_selector("text=what the model would predict next", timeout=60_000)
         page.get_by_role("button", name="Show attention").click()
         page.wait_for_function("document.querySelectorAll('.heta-heatmap').length >= 2", timeout=60_000)

@@ -166,15 +166,21 @@ def test_admin_actions_need_a_token(tmp_path, monkeypatch):
 def test_short_soak_has_no_unexpected_responses(tmp_path):
     """CI's bounded soak (the release soak is experiments/soak.py --duration 7200), on a server of
     its own with the shipped limits: mixed traffic from one client meets the rate limit and the
-    job cap (429 is an expected answer there), which the module's server keeps out of reach."""
+    job cap (429 is an expected answer there), which the module's server keeps out of reach. It
+    includes issue #18's attacks (a stranger with no or a wrong job token, a forged Host, a
+    cross-origin socket.io poll, a non-ASCII admin token, an oversized chunked body, too many event
+    streams) and abandoned sync requests: every kind is sent at least once whatever the duration,
+    each gets only the statuses it expects, and a worker computes for a request nobody waits for
+    only until the job's next safe point, never for the rest of the job."""
     import os
 
-    from experiments.soak import soak
+    from experiments.soak import KINDS, soak
 
     srv = LiveServer(tmp_path)
     try:
         workers = 3
-        res = soak(srv.url, duration=float(os.environ.get("HETA_SOAK_S", "60")), workers=workers)
+        res = soak(srv.url, duration=float(os.environ.get("HETA_SOAK_S", "30")), workers=workers,
+                   server_pid=srv.proc.pid, sample_every=5.0)
     finally:
         srv.stop()
     assert res["healthy_after"]
@@ -182,3 +188,13 @@ def test_short_soak_has_no_unexpected_responses(tmp_path):
     # every worker sent at least one request and got an answer (how many fit in the time is the
     # machine's speed, not something to assert)
     assert sum(res["outcomes"].values()) >= workers
+    assert set(res["by_kind"]) == set(KINDS), res["by_kind"]
+    assert res["by_kind"]["stranger"].get("404", 0) >= 6  # read, stream, cancel; no token and a wrong one
+    assert set(res["by_kind"]["streams"]) & {"429", "503"}, res["by_kind"]["streams"]  # the cap was reached
+    baa = res["busy_after_abandon_s"]
+    assert baa["n"] >= 1, res["by_kind"]["abandon"]
+    # the disconnect cancels the job: the worker is free within seconds (it stops at the next safe
+    # point), not after the job's full run or the 600 s time limit
+    assert baa["max"] < 20.0, baa
+    assert res["rss_source"] == "psutil" and all(r for _, r in res["rss_series"]), res["rss_series"]
+    assert res["worker_busy_fraction"] is not None
