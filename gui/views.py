@@ -89,6 +89,8 @@ def risk_html(report: dict) -> str:
         parts.append(f'<span data-tip="{html.escape(tip)}">Risk that the answer is wrong: <b>{r["p_wrong"]:.0%}</b> '
                      f'(this estimate was right on {r["test_accuracy"]:.0%} of held-out questions, AUC '
                      f'{r["test_auc"]:.2f})</span>')
+    elif r.get("note", "").startswith("not shown"):
+        parts.append(f'<span style="color:#555">Failure risk {html.escape(r["note"])}.</span>')
     elif r:
         parts.append('<span>Failure risk: not measured for this model.</span>')
     a = report.get("anomalies") or {}

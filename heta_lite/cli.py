@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 
 from .errors import HetaError
 
-COMMANDS = ["explain", "batch", "eval", "models", "validate"]
+COMMANDS = ["explain", "correct", "batch", "eval", "models", "validate"]
 PLUGIN_GROUP = "heta_lite.commands"
 
 

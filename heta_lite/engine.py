@@ -25,8 +25,10 @@ from . import __version__
 from .anomaly import AnomalyReport, anomaly_flags
 from .cache import ModelIdentity, cache_key
 from .control import JobControl
+from .conversation import Conversation
 from .errors import HetaError, InputError, ResourceLimitError
 from .faithfulness.check import FaithfulnessCheck, faithfulness_check
+from .long_input import check_memory as check_long_input_memory, chunk_effects
 from .methods import AttributionResult, MethodInput, get_method
 from .methods.registry import configure
 from .models.loader import LoadedModel, attention_implementation
@@ -76,6 +78,7 @@ class Explanation:
     check: FaithfulnessCheck | None = None  # top-k vs random deletion, when settings.check
     anomalies: AnomalyReport | None = None  # flags for the input and the run (heta_lite/anomaly.py)
     risk: dict[str, Any] | None = None  # p(the answer is wrong) and its features (heta_lite/risk.py)
+    long_input: dict[str, Any] | None = None  # a windowed long prompt: window, chunk effects (long_input.py)
     created: float = field(default_factory=time.time)
     version: str = __version__
 
@@ -118,7 +121,8 @@ def report_key(lm: LoadedModel, ctx: Context, settings: HetaSettings, method: st
     """Everything that determines an explanation's numbers (and the report's text fields)."""
     return cache_key(ModelIdentity.of(lm), "report", method=method, settings=settings.to_dict(),
                      ids=ctx.ids[: ctx.target_pos + 1], target_pos=ctx.target_pos, prompt=ctx.prompt, chat=ctx.chat,
-                     mode=ctx.mode, prompt_len=ctx.prompt_len, frame=ctx.frame.to_dict())
+                     mode=ctx.mode, prompt_len=ctx.prompt_len, frame=ctx.frame.to_dict(),
+                     conversation=ctx.conversation.key() if ctx.conversation is not None else None)
 
 
 def plan_settings(lm: LoadedModel, ctx: Context, settings: HetaSettings, memory_limit_bytes: int | None = None,
@@ -144,6 +148,8 @@ def explain_context(lm: LoadedModel, ctx: Context, settings: HetaSettings, metho
                          f"'{settings.frame}'; build (generate) it again with the same frame.", "frame")
     settings = configure(method, settings)  # the method's own knobs, defaults filled: in report and key
     settings, notes = plan_settings(lm, ctx, settings, memory_limit_bytes, method)
+    if ctx.long_input is not None:  # the chunk forwards must fit too (refused with what to do)
+        check_long_input_memory(lm, ctx.long_input, ctx.target_pos, memory_limit_bytes)
     if cache is not None:
         cached = cache.get(report_key(lm, ctx, settings, method))
         if isinstance(cached, Explanation):
@@ -198,18 +204,23 @@ def _explain_uncached(lm: LoadedModel, ctx: Context, settings: HetaSettings, met
                 check = faithfulness_check(lm, X, ctx.target_id, scores, scored_np, stats.prob, seed=settings.seed)
         with timer.stage("anomaly_flags"):
             anomalies = anomaly_flags(lm, list(ctx.input_ids), stats.prob)
+        long_result = None
+        if ctx.long_input is not None:  # the earlier text's chunks: one summary effect each
+            with timer.stage("long_input_chunks"):
+                long_result = chunk_effects(lm, ctx, control, method).to_dict()
     total = scores.sum()
     normalised = scores / total if total > 0 else np.where(scored_np, 1.0 / scored_np.sum(), 0.0)
     entropy, margin = target_entropy_margin(logits)
     risk = failure_risk(lm.name, risk_features(
         entropy, margin, anomalies.values["lens_settle"], [t.text for t in ctx.context_tokens], normalised,
-        scored_np, ctx.first_content_index, check.passed if check is not None else None))
+        scored_np, ctx.first_content_index, check.passed if check is not None else None), stats.rank)
     timings = dict(timer.seconds)
     timings["attribution_total"] = time.perf_counter() - t0
     return Explanation(model=lm.describe(), method=method, settings=settings, context=ctx, target=stats,
                        result=result, normalised=normalised, percentile=percentiles(scores, scored_np),
                        rank=ranks(scores, scored_np), timings=timings, memory=peak.to_dict(), derivatives=derivatives,
-                       frame=frame_report(ctx, result, normalised), check=check, anomalies=anomalies, risk=risk)
+                       frame=frame_report(ctx, result, normalised), check=check, anomalies=anomalies, risk=risk,
+                       long_input=long_result)
 
 
 def frame_report(ctx: Context, result: AttributionResult, normalised: np.ndarray) -> dict[str, Any]:
@@ -250,17 +261,18 @@ def association_matrix(lm: LoadedModel, first: Explanation, method: str = "heta"
     return {"rows": rows, "columns": cols, "row_positions": list(gen_positions), "matrix": matrix}
 
 
-def make_context(lm: LoadedModel, prompt: str, target: TargetSpec, settings: HetaSettings, cache=None) -> Context:
+def make_context(lm: LoadedModel, prompt: str | Conversation, target: TargetSpec, settings: HetaSettings, cache=None) -> Context:
     """The context of `prompt` and `target` as this model sees it: framed per `settings.frame`,
     within `settings.max_tokens`; tokenization and generation reused from `cache`."""
     return build_context(lm.model, lm.tokenizer, prompt, target, max_tokens=settings.max_tokens, cache=cache,
-                         identity=ModelIdentity.of(lm), frame=settings.frame)
+                         identity=ModelIdentity.of(lm), frame=settings.frame, long_input=settings.long_input)
 
 
-def explain(lm: LoadedModel, prompt: str, target: TargetSpec | None = None, settings: HetaSettings | None = None,
+def explain(lm: LoadedModel, prompt: str | Conversation, target: TargetSpec | None = None, settings: HetaSettings | None = None,
             method: str = "heta", control: JobControl | None = None, cache=None,
             memory_limit_bytes: int | None = None) -> Explanation:
-    """Explain one prediction of `lm` on `prompt` (default: the first generated token)."""
+    """Explain one prediction of `lm` on `prompt` (default: the first generated token); a
+    `Conversation` is explained at the model's answer to its last turn."""
     settings = settings or HetaSettings.preset("balanced")
     target = target or TargetSpec()
     timer = StageTimer()

@@ -21,6 +21,13 @@ def next_token(lm: LoadedModel, ids: list[int], k: int = 10) -> list[dict]:
 
 
 @torch.no_grad()
+def prob_of(lm: LoadedModel, ids: list[int], token_id: int) -> float:
+    """p(token_id) as the next token after `ids` (float64 softmax)."""
+    logits = lm.model(input_ids=torch.tensor([ids], device=lm.device), use_cache=False, logits_to_keep=1).logits[0, -1]
+    return float(torch.softmax(logits.double(), -1)[token_id])
+
+
+@torch.no_grad()
 def logit_lens(lm: LoadedModel, ids: list[int], target_id: int, k: int = 3) -> list[dict]:
     """For the predicting position: each layer's top-k tokens and p(target), reading the residual
     stream after that layer through the final norm and the LM head."""

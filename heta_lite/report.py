@@ -61,8 +61,10 @@ def build_report(exp) -> dict[str, Any]:
         "model": exp.model,
         "settings": exp.settings.to_dict(),
         "prompt": ctx.prompt,
+        "conversation": ctx.conversation.to_list() if ctx.conversation is not None else None,
         "text": ctx.text,
         "chat_template": ctx.chat,
+        "long_input": getattr(exp, "long_input", None),  # a windowed long prompt (heta_lite/long_input.py)
         "target": {
             "mode": ctx.mode, "position": ctx.target_pos, "generated_index": ctx.generated_index,
             "id": tgt.id, "text": tgt.text, "display": tgt.display, "start": tgt.start, "end": tgt.end,

@@ -53,10 +53,17 @@ def predict(model: dict[str, Any], feats: dict[str, float]) -> float:
     return 1.0 / (1.0 + math.exp(-t)) if t > -700 else 0.0
 
 
-def failure_risk(model_name: str, feats: dict[str, float]) -> dict[str, Any]:
-    """{'p_wrong', 'features', 'calibrated', and the fitted model's measured accuracy/AUC}."""
+def failure_risk(model_name: str, feats: dict[str, float], target_rank: int = 1) -> dict[str, Any]:
+    """{'p_wrong', 'features', 'calibrated', and the fitted model's measured accuracy/AUC}. The
+    model was fitted on the model's own answers (its top choice), so a target the model would not
+    have picked (rank > 1, e.g. a teacher-forced prompt token) gets no risk: "the answer is wrong"
+    would not mean what it says there."""
     fitted = _fitted().get("models", {}).get(model_name)
     out: dict[str, Any] = {"features": feats, "calibrated": fitted is not None}
+    if target_rank != 1:
+        out.update(p_wrong=None, note=f"not shown: the risk is about the model's own answer (its top choice), and "
+                                      f"this target is the model's choice number {target_rank} at its position")
+        return out
     if fitted is None:
         out.update(p_wrong=None, note="no failure-risk model fitted for this model "
                    "(python -m experiments.failure_risk --model NAME)")

@@ -26,6 +26,7 @@ DERIVATIVE_PATHS = ("auto", "quantized", "dequantized")
 QUALITIES = ("fast", "balanced", "accurate")
 FRAMES = ("auto", "none")
 GATES = ("full", "last-quarter", "norm-mixing")
+LONG_INPUT_STRATEGIES = ("window", "refuse")  # heta_lite/long_input.py
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class HetaSettings:
     to the residual stream, Kobayashi et al. 2021).
     check: run the faithfulness check after the explanation (heta_lite/faithfulness/check.py:
     top-k deletion against random deletion, one extra batched forward).
+    long_input: a prompt longer than max_tokens: 'window' (the frame + the last tokens that fit are
+    explained as usual; each earlier chunk gets one summary effect, heta_lite/long_input.py) or
+    'refuse'.
     extra: a method's own knobs (e.g. integrated gradients' `ig_steps`); part of the report and
     of the cache key like every other field.
     """
@@ -91,6 +95,10 @@ class HetaSettings:
     check: bool = option(True, negate_flag="--no-check",
                          help="run the faithfulness check (top-k vs random deletion) after the explanation "
                          "(--no-check skips it)")
+    long_input: str = option("window", choices=LONG_INPUT_STRATEGIES,
+                             help="a prompt longer than max_tokens: window (default) scores the last tokens that "
+                             "fit and gives each earlier chunk one summary effect (docs/method.md, 'Long inputs'); "
+                             "refuse: refuse it")
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:

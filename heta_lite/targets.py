@@ -9,6 +9,11 @@ Two modes (spec, 'Target selection'):
 Every context starts with its frame tokens (heta_lite/frame.py): positions 0..k-1, special,
 origin 'frame'. Positions index the framed sequence, the one the model saw, everywhere
 (report, GUI, `TargetSpec.position`).
+
+A prompt longer than max_tokens is refused (long_input='refuse') or windowed (long_input='window',
+heta_lite/long_input.py): the context is the frame + the last tokens of the prompt that fit, and
+`Context.long_input` holds the plan (which tokens, and the earlier chunks). `TargetSpec.position`
+indexes the full framed tokenization; the windowed context's positions index what the model saw.
 """
 from __future__ import annotations
 
@@ -16,11 +21,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .conversation import USER, Conversation, Turn
 from .errors import InputError
 from .frame import BOS, CHAT_TEMPLATE, NO_FRAME, Frame, leading_frame, separator_frame
+from .long_input import LongInputPlan, fit_generated, fit_position
 from .tokens import TokenInfo, token_infos
-
-SENTINEL = "\u2063HETA\u2063SENTINEL\u2063"
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class Context:
     prompt_len: int  # number of prompt ids, frame included (the rest are generated)
     generated_ids: list[int] = field(default_factory=list)
     frame: Frame = NO_FRAME
+    conversation: Conversation | None = None  # the turns, when the context is a conversation
+    long_input: LongInputPlan | None = None  # a windowed long prompt: which tokens the model saw (long_input.py)
 
     @property
     def input_ids(self) -> list[int]:
@@ -92,7 +99,8 @@ class Context:
         """The same sequence with another target (no re-generation: ids are reused exactly)."""
         _check_position(target_pos, len(self.ids))
         return Context(self.prompt, self.text, self.mode if target_pos >= self.prompt_len else "position",
-                       self.chat, self.ids, target_pos, self.tokens, self.prompt_len, self.generated_ids, self.frame)
+                       self.chat, self.ids, target_pos, self.tokens, self.prompt_len, self.generated_ids, self.frame,
+                       self.conversation, self.long_input)
 
     @property
     def frame_len(self) -> int:
@@ -111,11 +119,17 @@ def _check_position(t: int, length: int) -> None:
             "(position 0 has no context before it).", "target_pos")
 
 
-def check_prompt(prompt: str, max_chars: int = 200_000) -> str:
+MAX_PROMPT_CHARS = 200_000  # the hard cap of the CLI and the page (longer: windowed, heta_lite/long_input.py)
+
+
+def check_prompt(prompt: str, max_chars: int = MAX_PROMPT_CHARS) -> str:
     if not isinstance(prompt, str) or not prompt.strip():
         raise InputError("The prompt is empty; type some text to explain.", "prompt")
     if len(prompt) > max_chars:
-        raise InputError(f"The prompt has {len(prompt):,} characters; the limit is {max_chars:,}.", "prompt")
+        todo = "split the document and explain the part that matters"
+        if max_chars < MAX_PROMPT_CHARS:  # a tighter cap (the API's): the CLI and the page take more
+            todo = f"explain long documents with the CLI or the page (up to {MAX_PROMPT_CHARS:,} characters), or {todo}"
+        raise InputError(f"The prompt has {len(prompt):,} characters; the limit is {max_chars:,} ({todo}).", "prompt")
     return prompt
 
 
@@ -138,31 +152,29 @@ class Encoded:
     frame: Frame
 
 
-def encode_prompt(tokenizer, prompt: str, chat: bool, frame: str = "auto",
+def encode_prompt(tokenizer, prompt: str | Conversation, chat: bool, frame: str = "auto",
                   separators: tuple[str, ...] = ("<|endoftext|>",)) -> Encoded:
-    """Tokenize the prompt (chat template in chat mode) and put its frame at positions 0..k-1."""
+    """Tokenize the prompt or conversation (chat template in chat mode, else a conversation's plain
+    turn format) and put its frame at positions 0..k-1. Only the text of the prompt (every turn of
+    a conversation) has origin 'prompt'; the rest is 'template' and never scored."""
     special_ids = set(tokenizer.all_special_ids)
-    if chat:
-        def render(content: str) -> str:
-            return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                                 add_generation_prompt=True)
-
-        text = render(prompt)
-        # Locate the user's text by rendering a sentinel in its place: robust to templates that trim.
-        before, _, after = render(SENTINEL).partition(SENTINEL)
-        content = (len(before), len(text) - len(after))
+    if isinstance(prompt, Conversation):
+        text, spans = prompt.render(tokenizer, chat)
+        add_special = not chat
+    elif chat:
+        text, spans = Conversation((Turn(USER, prompt),)).render(tokenizer, chat=True)
         add_special = False
     else:
-        text, content, add_special = prompt, (0, len(prompt)), True
+        text, spans, add_special = prompt, [(0, len(prompt))], True
     ids, offsets = _encode_with_offsets(tokenizer, text, add_special)
-    origin = ["prompt" if (s < content[1] and e > content[0] and e > s) else "template" for s, e in offsets]
+    origin = ["prompt" if e > s and any(s < b and e > a for a, b in spans) else "template" for s, e in offsets]
     special = [tid in special_ids or o == "template" for tid, o in zip(ids, origin)]
     if frame == "none":
         fr = NO_FRAME
     elif chat:
         fr = leading_frame(ids, origin, CHAT_TEMPLATE,
                            "the chat template's opening tokens come before the text: they are the frame")
-    elif origin and origin[0] == "template":
+    elif ids and origin[0] == "template" and ids[0] in special_ids:
         fr = leading_frame(ids, origin, BOS, "the tokenizer starts every text with its BOS token: it is the frame")
     else:
         fr = separator_frame(tokenizer, separators)
@@ -231,12 +243,21 @@ def document_separators(model) -> tuple[str, ...]:
     return spec.document_separators if spec else ArchSpec.document_separators
 
 
-def build_context(model, tokenizer, prompt: str, target: TargetSpec, max_tokens: int = 512, cache=None,
-                  identity=None, frame: str = "auto") -> Context:
+def build_context(model, tokenizer, prompt: str | Conversation, target: TargetSpec, max_tokens: int = 512,
+                  cache=None, identity=None, frame: str = "auto", long_input: str = "window") -> Context:
     """Tokenize (and generate, in generated mode) and check the limits the spec names. The context
-    starts with its frame (`frame='auto'`; 'none' = nothing prepended). With a HetaCache and the
-    model's `ModelIdentity`, tokenization and greedy generations are reused across calls."""
-    check_prompt(prompt)
+    starts with its frame (`frame='auto'`; 'none' = nothing prepended). A conversation is explained
+    at the model's answer to its last turn (generated mode). With a HetaCache and the model's
+    `ModelIdentity`, tokenization and greedy generations are reused across calls."""
+    conversation = prompt if isinstance(prompt, Conversation) else None
+    if conversation is not None:
+        if target.mode == "position":
+            raise InputError("A conversation is explained at the model's answer to its last turn: pick a generated "
+                             "token, not a position.", "target")
+        check_prompt("".join(t.content for t in conversation.turns))
+    else:
+        check_prompt(prompt)
+    prompt_key = conversation.key() if conversation is not None else prompt
     if cache is not None and identity is None:
         raise ValueError("build_context needs the model's identity to use a cache")
     from .cache import cache_key
@@ -247,22 +268,30 @@ def build_context(model, tokenizer, prompt: str, target: TargetSpec, max_tokens:
 
         if cache is None:
             return run()
-        return cache.get_or_compute(cache_key(identity, "encode", prompt=prompt, chat=chat, frame=frame), run)
+        return cache.get_or_compute(cache_key(identity, "encode", prompt=prompt_key, chat=chat, frame=frame), run)
 
     if target.mode == "position":
-        enc = encode(False)
+        enc, t, plan = encode(False), int(target.position), None
+        if long_input == "window" and len(enc.ids) > max_tokens:  # long input: keep the tokens before t that fit
+            _check_position(t, len(enc.ids))
+            enc, t, plan = fit_position(enc, t, max_tokens, model)
         text, ids = enc.text, enc.ids
-        _check_length(len(ids), max_tokens, "The text")
-        _check_position(int(target.position), len(ids))
+        _check_length(len(ids), max_tokens, "The text", long_input)
+        _check_position(t, len(ids))
         tokens = token_infos(tokenizer, ids, text, enc.offsets, enc.special, enc.origin)
-        ctx = Context(prompt, text, "position", False, ids, int(target.position), tokens, len(ids), frame=enc.frame)
+        ctx = Context(prompt, text, "position", False, ids, t, tokens, len(ids), frame=enc.frame, long_input=plan)
     else:
         chat = use_chat(tokenizer, target.chat)
         enc = encode(chat)
         text, ids, offsets, special, origin = enc.text, enc.ids, enc.offsets, enc.special, enc.origin
         k = int(target.generated or 0)
         new_tokens = max(int(target.max_new_tokens), k + 1)
-        _check_length(len(ids) + k + 1, max_tokens, "The prompt plus the generated tokens up to the target")
+        plan = None
+        if long_input == "window" and len(ids) + k + 1 > max_tokens:  # long input: the last tokens that fit
+            enc, plan = fit_generated(enc, k, new_tokens, max_tokens, model)
+            text, ids, offsets, special, origin = enc.text, enc.ids, enc.offsets, enc.special, enc.origin
+        _check_length(len(ids) + k + 1, max_tokens, "The prompt plus the generated tokens up to the target",
+                      long_input)
         budget = min(new_tokens, max_tokens - len(ids))
         if cache is None:
             gen = greedy_generate(model, ids, budget, eos_token_ids(model, tokenizer))
@@ -279,8 +308,8 @@ def build_context(model, tokenizer, prompt: str, target: TargetSpec, max_tokens:
         all_ids = ids + gen
         tokens = token_infos(tokenizer, all_ids, text + gen_text, offsets + gen_offsets,
                              special + [g in special_ids for g in gen], origin + ["generated"] * len(gen))
-        ctx = Context(prompt, text + gen_text, "generated", chat, all_ids, len(ids) + k, tokens, len(ids), gen,
-                      enc.frame)
+        ctx = Context(conversation.last_user if conversation else prompt, text + gen_text, "generated", chat,
+                      all_ids, len(ids) + k, tokens, len(ids), gen, enc.frame, conversation, plan)
     if ctx.mode == "generated" and not any(ctx.scored):  # a position may be a placeholder (`with_target`)
         raise InputError(
             "The context before the target has no scorable tokens (only special or chat-template tokens); "
@@ -288,7 +317,8 @@ def build_context(model, tokenizer, prompt: str, target: TargetSpec, max_tokens:
     return ctx
 
 
-def _check_length(n: int, limit: int, what: str) -> None:
+def _check_length(n: int, limit: int, what: str, long_input: str = "window") -> None:
     if n > limit:
-        raise InputError(f"{what} is {n} tokens; the limit is {limit} tokens (raise max_tokens or shorten it).",
-                         "prompt")
+        todo = ("raise max_tokens, shorten it, or use long_input=window to explain its last tokens"
+                if long_input == "refuse" else "raise max_tokens or shorten it")
+        raise InputError(f"{what} is {n} tokens; the limit is {limit} tokens ({todo}).", "prompt")

@@ -1,6 +1,6 @@
 """The explain page, as components: prompt -> tokens -> pick a target -> explain (queued, with
-progress) -> heatmap, ranked list, component strips, exports; plus explore, compare, quantization,
-models and memory panels. This module only wires them; per-page data is a PageState, and one
+progress) -> heatmap, ranked list, component strips, exports; plus correct-the-answer, explore,
+compare, quantization, models and memory panels. This module only wires them; per-page data is a PageState, and one
 JobRunner (one timer) follows the page's jobs. All model work goes through the app's JobQueue.
 """
 from __future__ import annotations
@@ -9,6 +9,7 @@ from nicegui import ui
 
 from ..state import AppState
 from .compare import ComparePanel
+from .correction import CorrectionPanel
 from .explore import ExplorePanel
 from .memory import MemoryPanel
 from .models import ModelPanel
@@ -34,13 +35,14 @@ def build_page(state: AppState, job_id: str | None = None) -> PageState:
         tokens = TokenPicker(state, ps, runner, f.show_error, prompt)
         runner.build_progress()
         result = ResultPanel(ps)
+        correction = CorrectionPanel(state, ps, runner, f.show_error, prompt)
         explore = ExplorePanel(state, ps, runner, f.show_error)
         ComparePanel(state, runner, f.show_error, prompt)
         QuantPanel(state, runner, f.show_error, prompt)
         ModelPanel(state, ui.context.client.request, f.show_error, runner)
         MemoryPanel(ps, runner)
 
-    prompt.on_tokens = tokens.show
+    prompt.on_tokens = lambda ctx: (tokens.show(ctx), correction.show_answer(ctx))
     tokens.on_explained = result.show
     result.on_shown = lambda report: (tokens.explain_btn.enable(), explore.start_lens(report))
     runner.on_failure = tokens.explain_btn.enable

@@ -36,9 +36,10 @@ class ComparePanel:
                  prompt: PromptPanel) -> None:
         self.state, self.runner, self.show_error, self.prompt = state, runner, show_error, prompt
         with ui.expansion("Compare two prompts", icon="compare").classes("w-full"):
-            ui.label("Explain the first generated token of two prompts side by side, e.g. a question before and "
-                     "after a correction such as 'No, think again: ...' (uses the quality and chat template "
-                     "settings above).").classes("text-sm text-gray-600")
+            ui.label("Explain the first generated token of two prompts side by side, e.g. two phrasings of a "
+                     "question (uses the quality and chat template settings above). To correct the model's answer "
+                     "and see both answers explained, use 'Correct the answer' after Generate.") \
+                .classes("text-sm text-gray-600")
             with ui.row().classes("w-full no-wrap gap-4"):
                 self.a = ui.textarea("Prompt A").classes("w-1/2").props("outlined autogrow").mark("compare-a")
                 self.b = ui.textarea("Prompt B").classes("w-1/2").props("outlined autogrow").mark("compare-b")

@@ -44,11 +44,13 @@ class ExplorePanel:
                      "forward per layer)").classes("font-medium")
             ui.button("Compute head importance", on_click=self.start_heads).props("outline").mark("heads-btn")
             self.heads_chart = ui.echart({"series": []}).classes("w-full h-96").mark("heads")
+            self.heads_chart.set_visibility(False)  # no blank space before there is something to show
 
     def start_lens(self, report: dict) -> None:
         from heta_lite.explore import logit_lens, next_token
 
         lm, ids, y = self.ps.page_lm(self.state), self.ps.exp.context.input_ids, report["target"]["id"]
+        self.heads_chart.set_visibility(False)  # it was for the previous target
         self.head_sel.options = {-1: "mean of heads", **{h: f"head {h}" for h in range(lm.dims.num_heads)}}
         self.head_sel.update()
         n_layers = len(lm.arch.blocks(lm.model))
@@ -108,6 +110,7 @@ class ExplorePanel:
     def show_heads(self, heads) -> None:
         self.heads_chart.options.clear()
         self.heads_chart.options.update(head_importance_chart(heads.drop))
+        self.heads_chart.set_visibility(True)
         self.heads_chart.update()
 
     def show_lens(self, res: dict) -> None:

@@ -43,7 +43,7 @@ class PromptPanel:
             with ui.row().classes("items-center gap-4"):
                 self.quality = ui.select({q: q for q in QUALITIES}, value=state.default_quality, label="Quality") \
                     .classes("w-32").props("id=quality")
-                self.method = ui.select(method_names(), value="heta", label="Method").classes("w-40") \
+                self.method = ui.select(method_names(), value="heta", label="Method").classes("w-40").mark("method") \
                     .tooltip("heta: Hessian-enhanced token attribution (M gate x (S curvature + I information)); "
                              "the others are baselines for comparison")
                 self.run_on = ui.select(ready_options(state), label="Run on").classes("w-56").mark("run-on") \
@@ -65,12 +65,18 @@ class PromptPanel:
                     self.gate_sel = ui.select({g: g for g in GATES}, value="full", label="Gate").classes("w-40") \
                         .mark("gate").tooltip("rollout of the gate M: full (all layers), last-quarter (last "
                                               "quarter of the layers), norm-mixing (mixing by value norms)")
+                    self.long_sel = ui.select({"window": "window (explain the last part)", "refuse": "refuse"},
+                                              value="window", label="Prompts over the token limit").classes("w-64") \
+                        .mark("long-input").tooltip("window: the model sees the frame and the last tokens that fit; "
+                                                    "they are explained as usual and each earlier chunk gets one "
+                                                    "summary effect. refuse: a longer prompt is refused.")
             self.estimate = ui.label("Expected time per quality appears after Generate (a rough estimate, measured "
                                      "on this machine for your prompt's length).").classes("text-sm text-gray-600") \
                 .mark("estimate")
 
     def settings(self) -> HetaSettings:
-        return HetaSettings.preset(self.quality.value, frame=self.frame_sel.value, gate=self.gate_sel.value)
+        return HetaSettings.preset(self.quality.value, frame=self.frame_sel.value, gate=self.gate_sel.value,
+                                   long_input=self.long_sel.value)
 
     def chat_on(self, lm) -> bool:
         return bool(self.chat.value) if getattr(lm.tokenizer, "chat_template", None) else False
@@ -125,16 +131,18 @@ class PromptPanel:
 
     def start_estimate(self, n: int, n_scored: int) -> None:
         """Expected seconds per preset for this length, from a one-time calibration on this machine."""
-        from heta_lite.methods.heta.cost import calibrate, estimate_seconds
+        from heta_lite.methods.heta.cost import calibrate, estimate_seconds_long
 
         lm = self.ps.page_lm(self.state)
+        plan = getattr(self.ps.ctx, "long_input", None)  # a windowed long prompt: its chunk forwards count too
         if self.ps.estimate_key == (n, n_scored):
             return
         self.ps.estimate_key = (n, n_scored)
 
         def job(control):
             cal = calibrate(lm, n)
-            return {q: estimate_seconds(cal, n, n_scored, HetaSettings.preset(q))["total"] for q in QUALITIES}
+            return {q: estimate_seconds_long(cal, n, n_scored, HetaSettings.preset(q), plan)["total"]
+                    for q in QUALITIES}
 
         try:
             self.runner.submit_side("estimate", job, "estimate", self.show_estimate, show_errors=False)

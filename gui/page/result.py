@@ -6,6 +6,7 @@ from typing import Callable
 
 from nicegui import ui
 
+from .long_input import LongInputView
 from .state import PageState
 from ..views import check_html, heatmap_html, legend_html, risk_html, strips_html
 
@@ -19,6 +20,7 @@ class ResultPanel:
             self.heat = ui.html("", sanitize=False).classes("w-full").mark("heatmap")
             self.check_line = ui.html("", sanitize=False).classes("text-sm").mark("check")
             self.risk_line = ui.html("", sanitize=False).classes("text-sm").mark("risk")
+            self.long_input = LongInputView()  # a long prompt: what was scored, the earlier chunks' effects
             ui.html(legend_html(), sanitize=False)
             with ui.row().classes("w-full gap-6 items-start"):
                 with ui.column():
@@ -55,6 +57,7 @@ class ResultPanel:
         self.heat.content = heatmap_html(report)
         self.check_line.content = check_html(report)
         self.risk_line.content = risk_html(report)
+        self.long_input.show(report)
         self.top_table.rows = [{"rank": t["rank"], "token": t["display"], "score": f"{t['normalised']:.1%}",
                                 "pct": f"{t['percentile']:.0f}"}
                                for t in sorted((t for t in report["tokens"] if t["rank"]),

@@ -27,6 +27,8 @@ from .schemas import MAX_BODY_BYTES
 from .telemetry import Metrics, remember_text
 
 log = logging.getLogger("heta_lite.api")
+LONG_DOCUMENTS = ("For a long document use the CLI (heta-lite explain --prompt-file) or the page: they take up to "
+                  "200,000 characters and explain the last window of it (docs/method.md, 'Long inputs').")
 
 # Every other body (NiceGUI's own endpoints: socket.io long-polling, ...) is capped too, at Caddy's
 # limit: nothing the page sends legitimately comes near it.
@@ -109,7 +111,16 @@ def _prompts_of(body: bytes) -> list[str]:
         data = json.loads(body)
     except (ValueError, RecursionError):  # not JSON, bad UTF-8, nesting too deep: the route answers
         return []
-    return [data["prompt"]] if isinstance(data, dict) and isinstance(data.get("prompt"), str) else []
+    if not isinstance(data, dict):
+        return []
+    def listed(key: str) -> list:
+        value = data.get(key)
+        return [t for t in value if isinstance(t, dict)] if isinstance(value, list) else []
+
+    texts = [data.get("prompt")]
+    texts += [t.get("content") for t in listed("conversation")]  # /explain of a conversation
+    texts += [t.get("prompt") for t in listed("items")]  # /explain/batch
+    return [t for t in texts if isinstance(t, str) and t]
 
 
 class ApiGuard:
@@ -175,7 +186,8 @@ class ApiGuard:
     @staticmethod
     async def _too_large(scope: Scope, receive: Receive, send: Send, size: int | None) -> None:
         said = f"{size:,} bytes" if size is not None else f"more than {MAX_BODY_BYTES:,} bytes"
-        resp = error(413, "body_too_large", f"The request body is {said}; the limit is {MAX_BODY_BYTES:,}.")
+        resp = error(413, "body_too_large", f"The request body is {said}; the limit is {MAX_BODY_BYTES:,}. "
+                                            f"{LONG_DOCUMENTS}")
         resp.headers["Connection"] = "close"  # the unread rest of the body is not waited for
         await resp(scope, receive, send)
 
@@ -223,6 +235,8 @@ def install(app: FastAPI, metrics: Metrics, client_of: Callable[[Request], str])
         first = exc.errors()[0] if exc.errors() else {}
         loc = ".".join(str(x) for x in first.get("loc", []) if x != "body") or "body"
         msg = first.get("msg", "invalid request")
+        if first.get("type") == "string_too_long" and loc.split(".")[-1] in ("prompt", "content"):
+            msg += f". {LONG_DOCUMENTS}"
         return error(422, "invalid_request", f"{loc}: {msg}", field=loc)
 
     @app.exception_handler(StarletteHTTPException)

@@ -100,10 +100,15 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._pruned = clock()
 
-    def take(self, client: str) -> float:
-        """0 if the request may go ahead (a token is used), else seconds until a token is
-        available (nothing is used). A new client starts with `burst` tokens; tokens come back
-        at `requests_per_minute / 60` per second, up to `burst`."""
+    def take(self, client: str, n: int = 1) -> float:
+        """0 if the request may go ahead (`n` tokens are used: a batch takes one per item), else
+        seconds until enough are available (nothing is used). A new client starts with `burst`
+        tokens; tokens come back at `requests_per_minute / 60` per second, up to `burst`.
+
+        A request that needs more than the burst (a batch of 16 items against a burst of 10) can
+        never be covered in one go: it goes ahead only with a full bucket and leaves it in debt
+        (below zero), so the client still pays one token per item, by waiting longer afterwards."""
+        n = max(1, int(n))
         rate = self.limits.requests_per_minute / 60.0
         key = bucket_key(client)
         with self._lock:
@@ -116,10 +121,11 @@ class RateLimiter:
                 self._buckets.move_to_end(key)
             b.tokens = min(float(self.limits.burst), b.tokens + max(0.0, now - b.updated) * rate)
             b.updated = now
-            if b.tokens >= 1.0:
-                b.tokens -= 1.0
+            need = max(1.0, min(float(n), float(self.limits.burst)))  # burst 0: nothing, as before
+            if b.tokens >= need:
+                b.tokens -= n
                 return 0.0
-            return (1.0 - b.tokens) / rate if rate > 0 else 60.0
+            return (need - b.tokens) / rate if rate > 0 else 60.0
 
     def start_job(self, client: str, job_id: str, alive) -> bool:
         """Register a job for `client` unless it already has `concurrent_jobs` unfinished ones."""

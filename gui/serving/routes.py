@@ -1,4 +1,8 @@
-"""The user routes of the REST API: health, models, explain (sync or async), jobs.
+"""The user routes of the REST API: health, models, explain (sync or async), batches, jobs.
+
+A batch (POST /explain/batch) is one job that explains its items in order: one job for the
+client's cap, one rate-limit token per item, each item its report or its own error
+(docs/serving.md, "Batches").
 
 Jobs belong to their submitter: the async 202 answer carries `job_token`, a per-job secret, and
 GET/DELETE /api/v1/jobs/{id} and its event stream need it in the `X-Job-Token` header (without
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 
 from fastapi import APIRouter, Request
@@ -23,9 +28,12 @@ from heta_lite.jobs import DONE, FINISHED
 
 from ..state import AppState, public_name
 from .errors import error, error_response, facts_of
+from .explain_jobs import BATCH_KIND, _api_viewable, _batch_job, _explain_job, _report_of
 from .ratelimit import RateLimiter
-from .schemas import MAX_PROMPT_CHARS, ExplainIn, settings_of
-from .telemetry import JOB_TEXT, Metrics
+from .schemas import ExplainBatchIn, ExplainIn
+from .telemetry import JOB_TEXT, Metrics, remember_text
+
+log = logging.getLogger(__name__)
 
 
 JOB_TOKEN_HEADER = "x-job-token"
@@ -101,10 +109,10 @@ def user_router(state: AppState, limiter: RateLimiter, metrics: Metrics, client_
                 "available": [{"name": k, "source": public_name(v.location), "description": v.description}
                               for k, v in SHORT_NAMES.items()], "methods": method_names()}
 
-    @router.post("/explain")
-    async def explain_route(body: ExplainIn, request: Request):
-        client = client_of(request)
-        wait = limiter.take(client)
+    def admit(client: str, body, cost: int) -> JSONResponse | None:
+        """The checks before any validation: the client's rate (`cost` tokens: one per explanation)
+        and, for the default model, that it is ready. None: go ahead; else the refusal."""
+        wait = limiter.take(client, cost)
         if wait > 0:
             return error_response(ClientLimited(f"Too many requests; try again in {int(wait) + 1} s.", int(wait) + 1))
         if body.model is None and body.quant is None and not state.ready:
@@ -112,16 +120,18 @@ def user_router(state: AppState, limiter: RateLimiter, metrics: Metrics, client_
                 state.get()
             except ModelNotLoaded as err:
                 return error_response(err)
-        try:
-            fn = _explain_job(state, body)
-        except HetaError as err:
-            return error_response(err)
+        return None
+
+    async def queue_and_answer(request: Request, client: str, fn, texts: tuple[str, ...], kind: str, body,
+                               route: str):
+        """One job for `client`: the concurrent-job cap, the queue, then 202 (async) or the result
+        (sync: the wait, and a client that hangs up cancels the job)."""
         if limiter.active_jobs(client, _alive(state)) >= limiter.limits.concurrent_jobs:
             return error_response(ClientLimited(f"You already have {limiter.limits.concurrent_jobs} jobs running or "
                                                 "queued; wait for one to finish.", 5, code="too_many_jobs"))
         try:
-            # the prompt stays out of the logs until the job ends (an async job outlives this request)
-            job = state.submit(fn, texts=(body.prompt,), kind="explain", owner=client, surface="api")
+            # the prompts stay out of the logs until the job ends (an async job outlives this request)
+            job = state.submit(fn, texts=texts, kind=kind, owner=client, surface="api")
         except QueueFull as err:
             return error_response(err)
         limiter.start_job(client, job.id, _alive(state))
@@ -133,10 +143,40 @@ def user_router(state: AppState, limiter: RateLimiter, metrics: Metrics, client_
             state.queue.cancel(job.id)  # nobody waits for it: free the worker (it stops at its next safe point)
             JOB_TEXT.prune()  # a job cancelled while queued never runs: its prompt is forgotten here
             return error(499, "client_closed_request", "The client went away; its job was cancelled.")
-        _observe(metrics, job, body.quality)
+        _observe(metrics, job, body.quality, route)
         if job.state == DONE:
             return JSONResponse(job.result)
         return error_response(job)
+
+    @router.post("/explain")
+    async def explain_route(body: ExplainIn, request: Request):
+        client = client_of(request)
+        refused = admit(client, body, 1)
+        if refused is not None:
+            return refused
+        try:
+            fn = _explain_job(state, body)
+        except HetaError as err:
+            return error_response(err)
+        return await queue_and_answer(request, client, fn, body.texts, "explain", body, "/api/v1/explain")
+
+    @router.post("/explain/batch")
+    async def explain_batch_route(body: ExplainBatchIn, request: Request):
+        client = client_of(request)
+        prompts = tuple(item.prompt for item in body.items)
+        # the request guard registers a top-level "prompt" only: the items' are registered here
+        forget = remember_text(*prompts)
+        try:
+            refused = admit(client, body, len(body.items))  # one rate-limit token per item
+            if refused is not None:
+                return refused
+            try:
+                fn = _batch_job(state, body)
+            except HetaError as err:
+                return error_response(err)
+            return await queue_and_answer(request, client, fn, prompts, BATCH_KIND, body, "/api/v1/explain/batch")
+        finally:
+            forget()
 
     @router.get("/jobs/{job_id}")
     def job_status(job_id: str, request: Request):
@@ -220,37 +260,25 @@ async def _finished_or_abandoned(request: Request, job) -> bool:
         watcher.cancel()
 
 
-def _api_viewable(job) -> bool:
-    """API jobs, and the page's explanations (their Explanation serialises to the same report)."""
-    return job.surface != "gui" or job.kind == "explain"
-
-
 def _not_an_api_job(job) -> JSONResponse:
     return error(409, "not_an_api_job", f"This is the page's {job.kind!r} job; its result is shown on the page "
                                         "that started it, not through the API.")
-
-
-def _report_of(job) -> dict | None:
-    """A finished job's report: an API job's dict as is, a page explanation built into one."""
-    result = job.result
-    if result is None or isinstance(result, dict):
-        return result
-    from heta_lite.report import Report
-
-    return Report.from_explanation(result).to_dict()
 
 
 def _alive(state: AppState):
     return lambda job_id: (state.queue.get(job_id) is not None and state.queue.get(job_id).state not in FINISHED)
 
 
-def _observe(metrics: Metrics, job, quality: str) -> None:
+def _observe(metrics: Metrics, job, quality: str, route: str = "/api/v1/explain") -> None:
     if job.started and job.finished:
-        metrics.latency.labels(route="/api/v1/explain", quality=quality).observe(job.finished - job.created)
+        metrics.latency.labels(route=route, quality=quality).observe(job.finished - job.created)
         metrics.queue_wait.observe(max(0.0, job.started - job.created))
     if job.state == DONE and isinstance(job.result, dict):
-        for stage, sec in job.result.get("timings_s", {}).items():
-            metrics.stage.labels(stage=stage).observe(sec)
+        reports = [it["report"] for it in job.result["items"] if "report" in it] if job.kind == BATCH_KIND \
+            else [job.result]
+        for report in reports:
+            for stage, sec in report.get("timings_s", {}).items():
+                metrics.stage.labels(stage=stage).observe(sec)
 
 
 def _job_view(state: AppState, job, with_result: bool = True) -> dict:
@@ -259,28 +287,8 @@ def _job_view(state: AppState, job, with_result: bool = True) -> dict:
     if isinstance(view.get("error"), dict):
         view["error"]["code"] = facts_of(job).code
     if with_result and job.state == DONE:
-        view["report"] = _report_of(job)
+        if job.kind == BATCH_KIND:
+            view["result"] = job.result  # {"items": [...], "n_ok", "n_failed"}: one report per item
+        else:
+            view["report"] = _report_of(job)
     return view
-
-
-def _explain_job(state: AppState, body: ExplainIn):
-    """Validate cheaply now (method, settings, target), then return the job callable."""
-    from heta_lite.engine import explain
-    from heta_lite.methods import get_method
-    from heta_lite.methods.registry import configure
-    from heta_lite.report import Report
-    from heta_lite.targets import TargetSpec, check_prompt
-
-    check_prompt(body.prompt, max_chars=MAX_PROMPT_CHARS)
-    get_method(body.method)
-    settings = configure(body.method, settings_of(body.quality, body.options))  # bad knob: 400 before queueing
-    t = body.target
-    target = TargetSpec(position=t.position, generated=t.generated, max_new_tokens=t.max_new_tokens, chat=t.chat)
-    lm = state.get(body.model, body.quant)
-    cache, prompt, method = state.cache, body.prompt, body.method
-
-    def job(control):
-        return Report.from_explanation(explain(lm, prompt, target, settings, method=method, control=control,
-                                               cache=cache)).to_dict()
-
-    return job

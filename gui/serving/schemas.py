@@ -7,14 +7,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from heta_lite.conversation import MAX_TURNS
 from heta_lite.methods.registry import method_configs
 from heta_lite.options import Option, options_of, value_type
 from heta_lite.settings import QUALITIES, HetaSettings
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_PROMPT_CHARS = 20_000
+# POST /api/v1/explain/batch: items per batch, and the batch's totals (all prompts together)
+MAX_BATCH_ITEMS = 16
+MAX_BATCH_CHARS = 2 * MAX_PROMPT_CHARS  # characters of every prompt together
+MAX_BATCH_TOKENS = 4096  # tokens of every prompt together (the model's tokenizer, no chat template)
 
 
 class TargetIn(BaseModel):
@@ -61,16 +66,56 @@ def settings_of(quality: str, options: BaseModel) -> HetaSettings:
     return HetaSettings.preset(quality, **given, extra=extra)
 
 
-class ExplainIn(BaseModel):
+class _JobIn(BaseModel):
+    """What /explain and /explain/batch share: how to explain, on which model, sync or async."""
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    prompt: str = Field(..., max_length=MAX_PROMPT_CHARS)
-    target: TargetIn = Field(default_factory=TargetIn)
     method: str = Field("heta", max_length=64)
     quality: Literal[QUALITIES] = "fast"  # type: ignore[valid-type]
     options: OptionsIn = Field(default_factory=OptionsIn)
     run_async: bool = Field(False, alias="async", description="return a job id at once")
     model: str | None = Field(None, max_length=200, description="a loaded model (default: the primary)")
     quant: str | None = Field(None, max_length=32, description="its quantization mode (default: the primary's)")
+    head_importance: bool = Field(False, description="also compute head importance for the target (the report's "
+                                                     "`head_importance`: [layer][head] drops in log p)")
+
+
+class TurnIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant"]
+    content: str = Field(..., max_length=MAX_PROMPT_CHARS)
+
+
+class ExplainIn(_JobIn):
+    """One explanation: of `prompt`, or of the model's answer to a `conversation` (turns user,
+    assistant, ..., user; e.g. question, the model's answer, a correction): exactly one of them."""
+    prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
+    conversation: list[TurnIn] | None = Field(None, min_length=1, max_length=MAX_TURNS,
+                                              description="turns [{role, content}] ending with a user turn; the "
+                                                          "report explains the model's answer to the last one")
+    target: TargetIn = Field(default_factory=TargetIn)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ExplainIn":
+        if (self.prompt is None) == (self.conversation is None):
+            raise ValueError("give either `prompt` or `conversation`, not both and not neither")
+        return self
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """Every text of the request (kept out of the logs)."""
+        return (self.prompt,) if self.prompt is not None else tuple(t.content for t in self.conversation or ())
+
+
+class BatchItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(..., max_length=MAX_PROMPT_CHARS)
+    target: TargetIn = Field(default_factory=TargetIn)
+
+
+class ExplainBatchIn(_JobIn):
+    """POST /api/v1/explain/batch: 1..MAX_BATCH_ITEMS items sharing method, quality, options, model.
+    The totals (MAX_BATCH_CHARS, MAX_BATCH_TOKENS) are checked by the route (413 batch_too_large)."""
+    items: list[BatchItemIn] = Field(..., min_length=1, max_length=MAX_BATCH_ITEMS)
 
 
 class AdminModelIn(BaseModel):

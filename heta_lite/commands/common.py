@@ -57,3 +57,21 @@ def read_prompt(args: argparse.Namespace) -> str:
         except UnicodeDecodeError:
             raise InputError(f"Prompt file {path} is not valid UTF-8 text.", "prompt_file") from None
     return args.prompt
+
+
+def read_conversation(path: str):
+    """A Conversation from a JSON file of turns; clear errors for a missing or malformed file."""
+    import json
+
+    from ..conversation import Conversation
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"Conversation file {file} does not exist.", "conversation")
+    try:
+        turns = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"Conversation file {file} is not valid UTF-8 JSON: {err}.", "conversation") from None
+    if not isinstance(turns, list):
+        raise InputError(f"Conversation file {file} must hold a JSON list of turns.", "conversation")
+    return Conversation.of(turns)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_model_args, add_settings_args, cache_from_args, read_prompt, settings_from_args
+from .common import (add_model_args, add_settings_args, cache_from_args, read_conversation, read_prompt,
+                     settings_from_args)
 
 
 def add_parser(sub) -> None:
@@ -12,6 +13,9 @@ def add_parser(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", help="the prompt text")
     src.add_argument("--prompt-file", help="read the prompt from a UTF-8 file")
+    src.add_argument("--conversation", metavar="FILE",
+                     help='a JSON file of turns [{"role": "user", "content": ...}, {"role": "assistant", ...}, ...] '
+                          "ending with a user turn: explains the model's answer to it")
     tgt = p.add_mutually_exclusive_group()
     tgt.add_argument("--target-pos", type=int, help="teacher-forced: explain the token at this position of the prompt")
     tgt.add_argument("--target-gen", type=int, help="explain the K-th generated token (0 = first; the default)")
@@ -34,12 +38,12 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine import association_matrix, explain
+    from ..engine import association_matrix, explain_context, make_context
     from ..models import load_model
     from ..report import Report
     from ..targets import TargetSpec, check_prompt
 
-    prompt = check_prompt(read_prompt(args))  # before the (slow) model load
+    prompt = read_conversation(args.conversation) if args.conversation else check_prompt(read_prompt(args))
     settings = settings_from_args(args)
     target = TargetSpec(position=args.target_pos, generated=args.target_gen, max_new_tokens=args.max_new_tokens,
                         chat=args.chat)
@@ -51,7 +55,16 @@ def run(args: argparse.Namespace) -> int:
 
     control = JobControl(time_limit_s=args.time_limit, progress=_progress_printer() if args.verbose else None)
     cache = cache_from_args(args)
-    exp = explain(lm, prompt, target, settings, method=args.method, control=control, cache=cache)
+    from ..profiling import StageTimer
+
+    timer = StageTimer()
+    with timer.stage("context"):
+        ctx = make_context(lm, prompt, target, settings, cache)
+    if ctx.long_input is not None:  # a windowed long prompt: what will be scored, and its cost, before the run
+        from ..long_input import preview
+
+        print(preview(lm, ctx, settings, args.method)["line"], file=sys.stderr)
+    exp = explain_context(lm, ctx, settings, args.method, control, timer, cache)
     heads = None
     if args.heads:
         from ..heads import head_importance
@@ -107,6 +120,8 @@ def print_table(report: dict, top: int, stream) -> None:
         line = (f"{t['rank']:>4}  {t['index']:>4}  {t['display'][:20]:<20} {t['normalised']:>7.3f} "
                 f"{t['percentile']:>6.1f}" + "".join(f" {t['components'][c]['normalised']:>7.3f}" for c in comps))
         print(line, file=stream)
+    if report.get("long_input"):  # which tokens were scored, and how (heta_lite/long_input.py)
+        print(f"scored: {report['long_input']['statement']}", file=stream)
     for note in report.get("notes", []):
         print(f"note: {note}", file=stream)
     if report.get("derivatives"):

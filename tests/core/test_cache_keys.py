@@ -18,7 +18,7 @@ from heta_lite.cache import HetaCache, ModelIdentity, _digest, cache_key
 from heta_lite.engine import make_context, report_key
 from heta_lite.frame import NO_FRAME, Frame
 from heta_lite.settings import COMBINATIONS, DERIVATIVE_PATHS, ESTIMATORS, FRAMES, GATES, INFORMATION_MODES, \
-    MASK_SCHEMES, QUALITIES
+    LONG_INPUT_STRATEGIES, MASK_SCHEMES, QUALITIES
 from heta_lite.targets import Context
 
 LONG = ("The old lighthouse keeper climbed the stairs every evening to light the lamp, and the ships that passed "
@@ -42,7 +42,8 @@ def _ctx(**over) -> Context:
 def _other_value(field: dataclasses.Field, value):
     """A valid value different from `value` for one HetaSettings field."""
     choices = {"quality": QUALITIES, "estimator": ESTIMATORS, "mask": MASK_SCHEMES, "combination": COMBINATIONS,
-               "information": INFORMATION_MODES, "derivatives": DERIVATIVE_PATHS, "frame": FRAMES, "gate": GATES}
+               "information": INFORMATION_MODES, "derivatives": DERIVATIVE_PATHS, "frame": FRAMES, "gate": GATES,
+               "long_input": LONG_INPUT_STRATEGIES}
     if field.name in choices:
         return next(c for c in choices[field.name] if c != value and not (field.name == "mask" and c == "delete"))
     if isinstance(value, bool):

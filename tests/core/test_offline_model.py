@@ -77,8 +77,8 @@ def test_same_seed_same_output(smollm):
     ("   \n\t ", TargetSpec(), None, "empty"),
     ("Hello world", TargetSpec(position=40), None, "outside"),
     ("Hello world", TargetSpec(position=0), None, "outside"),
-    ("word " * 600, TargetSpec(position=3), None, "limit is 512"),
-    ("word " * 40, TargetSpec(position=3), HetaSettings(max_tokens=16), "limit is 16"),
+    ("word " * 600, TargetSpec(position=3), HetaSettings(long_input="refuse"), "limit is 512"),
+    ("word " * 40, TargetSpec(position=3), HetaSettings(max_tokens=16, long_input="refuse"), "limit is 16"),
     ("Hi", TargetSpec(generated=50, max_new_tokens=60), HetaSettings(max_tokens=40), "limit is 40"),
 ])
 def test_bad_inputs_through_the_api(smollm, prompt, target, settings, match):

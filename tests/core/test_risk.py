@@ -56,6 +56,16 @@ def test_uncalibrated_models_get_no_probability(monkeypatch):
     assert out["p_wrong"] is None and not out["calibrated"] and "no failure-risk model" in out["note"]
 
 
+def test_a_target_the_model_would_not_pick_gets_no_risk():
+    """The risk was fitted on the model's own answers: for a rank-2 teacher-forced token "the answer is
+    wrong" means nothing, so no probability is given, and the note says why."""
+    feats = {k: 0.0 for k in FEATURES}
+    own = failure_risk("smollm2-135m", feats, target_rank=1)
+    other = failure_risk("smollm2-135m", feats, target_rank=2)
+    assert own["p_wrong"] is not None and other["p_wrong"] is None
+    assert other["calibrated"] and "choice number 2" in other["note"]
+
+
 def test_questions_never_contain_their_answers_and_grading_needs_a_whole_word():
     items = build_items()
     assert len(items) >= 150 and len({it["id"] for it in items}) == len(items)

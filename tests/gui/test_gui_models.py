@@ -1,7 +1,5 @@
 """The page's model panel, 'Run on' selector and quantization side-by-side view, through
 NiceGUI's simulated user, on a tiny model folder (fast real loads in two modes)."""
-import asyncio
-import time
 
 import pytest
 from nicegui.testing.user_simulation import user_simulation
@@ -9,6 +7,8 @@ from nicegui.testing.user_simulation import user_simulation
 from gui.page import build_page
 from gui.state import AppState
 from heta_lite.jobs import JobQueue
+from tests.gui.helpers import one as _one
+from tests.gui.helpers import until
 
 pytest.importorskip("bitsandbytes")
 TOKEN = "panel-token"
@@ -23,25 +23,12 @@ def state(tiny_folder):
     st.queue.shutdown(wait_s=300)  # let a running model job stop before the process may exit
 
 
-def _one(user, marker):
-    return next(iter(user.find(marker=marker).elements))
-
-
-async def _until(cond, timeout=240.0):
-    """Poll generously: a cold first load (imports, disk cache) can take minutes on CI."""
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise TimeoutError
-        await asyncio.sleep(0.1)
-
-
 async def test_admin_loads_a_second_mode_and_users_can_run_on_it(state, tiny_folder, monkeypatch):
     monkeypatch.setenv("HETA_LITE_ADMIN_TOKEN", TOKEN)
     async with user_simulation(root=lambda: build_page(state)) as user:
         await user.open("/")
         await user.should_see("Models and quantization", retries=300)
-        await _until(lambda: len(_one(user, "model-table").rows) == 1)
+        await until(lambda: len(_one(user, "model-table").rows) == 1, 240.0)
         assert _one(user, "model-table").rows[0]["quant"] == "none"
         await user.should_see("needs the admin token")  # not a desktop install: the token is required
         user.find(marker="admin-token").type("wrong")
@@ -52,9 +39,10 @@ async def test_admin_loads_a_second_mode_and_users_can_run_on_it(state, tiny_fol
         _one(user, "admin-quant").value = "4bit-nf4"
         user.find(marker="admin-load").click()
         state.wait_loaded(120)
-        await _until(lambda: {r["quant"]: r["state"] for r in _one(user, "model-table").rows}.get("4bit-nf4") == "ready")
+        await until(lambda: {r["quant"]: r["state"] for r in _one(user, "model-table").rows}.get("4bit-nf4")
+                    == "ready", 240.0)
         run_on = _one(user, "run-on")
-        await _until(lambda: f"{tiny_folder}|4bit-nf4" in run_on.options)
+        await until(lambda: f"{tiny_folder}|4bit-nf4" in run_on.options, 240.0)
         run_on.value = f"{tiny_folder}|4bit-nf4"
         user.find(marker="prompt").type("The capital of France is")
         user.find(marker="generate").click()
@@ -69,12 +57,12 @@ async def test_quantization_side_by_side(state, tiny_folder):
     state.wait_loaded(120)
     async with user_simulation(root=lambda: build_page(state)) as user:
         await user.open("/")
-        await _until(lambda: len(_one(user, "quant-a").options) == 2)
+        await until(lambda: len(_one(user, "quant-a").options) == 2, 240.0)
         assert _one(user, "quant-a").value == f"{tiny_folder}|none"
         assert _one(user, "quant-b").value == f"{tiny_folder}|8bit"
         user.find(marker="quant-prompt").type("The capital of France is")
         user.find(marker="quant-compare-btn").click()
-        await _until(lambda: "Spearman" in _one(user, "quant-agreement").content, 300)
+        await until(lambda: "Spearman" in _one(user, "quant-agreement").content, 300)
         table = _one(user, "quant-agreement").content
         assert all(name in table for name in ("final score", "M gate", "S curvature", "I information"))
         a, b = _one(user, "quant-side-a").content, _one(user, "quant-side-b").content
@@ -92,7 +80,7 @@ async def test_desktop_owner_needs_no_token(state, tiny_folder, monkeypatch):
         _one(user, "admin-quant").value = "4bit-fp4"
         user.find(marker="admin-load").click()
         state.wait_loaded(120)
-        await _until(lambda: any(r["quant"] == "4bit-fp4" for r in _one(user, "model-table").rows))
+        await until(lambda: any(r["quant"] == "4bit-fp4" for r in _one(user, "model-table").rows), 240.0)
         _one(user, "admin-quant").value = "none"
         user.find(marker="admin-unload").click()
         await user.should_see("primary model cannot be unloaded", retries=300)

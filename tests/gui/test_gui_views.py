@@ -80,6 +80,9 @@ def test_risk_line_shows_the_measured_accuracy_and_the_flags_escaped():
                       "anomalies": {"flags": [], "values": {}, "thresholds": {}, "calibrated": False}})
     assert "not measured for this model" in calm and "No anomaly flags" in calm
     assert risk_html({}) == ""
+    forced = risk_html({"failure_risk": {"p_wrong": None, "calibrated": True, "features": {},
+                                         "note": "not shown: the risk is about the model's own answer"}})
+    assert "not shown" in forced and "Risk that the answer is wrong" not in forced
 
 
 def test_head_importance_chart_has_one_cell_per_head_and_a_symmetric_scale():

@@ -11,11 +11,14 @@ import threading
 import time
 
 import pytest
+from nicegui import ui
 from nicegui.testing.user_simulation import user_simulation
 
 from gui.page import build_page
 from gui.state import AppState
 from heta_lite.jobs import JobQueue
+from tests.gui.helpers import one as _one
+from tests.gui.helpers import until
 
 pytestmark = pytest.mark.slow
 
@@ -26,18 +29,6 @@ def state(smollm):
     st.lm = smollm
     yield st
     st.queue.shutdown(wait_s=300)  # let a running model job stop before the process may exit
-
-
-async def _until(cond, timeout=120.0):
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise TimeoutError
-        await asyncio.sleep(0.1)
-
-
-def _one(user, marker):
-    return next(iter(user.find(marker=marker).elements))
 
 
 def _blocker(started: threading.Event, steps: int = 400):
@@ -74,7 +65,7 @@ async def test_full_workflow(state):
         risk = _one(user, "risk").content  # failure risk with its measured accuracy, and the anomaly flags
         assert "held-out questions" in risk and ("No anomaly flags" in risk or "Unusual run" in risk)
         user.find("Download JSON report").click()
-        await _until(lambda: user.download.http_responses, 10)
+        await until(lambda: user.download.http_responses, 10)
         from heta_lite.report import validate_report
 
         report = json.loads(user.download.http_responses[-1].content)
@@ -83,15 +74,17 @@ async def test_full_workflow(state):
         assert report["failure_risk"]["calibrated"] and 0 <= report["failure_risk"]["p_wrong"] <= 1
         assert isinstance(report["anomalies"]["flags"], list) and report["anomalies"]["calibrated"]
         user.find("Download PNG heatmap").click()
-        await _until(lambda: len(user.download.http_responses) >= 2, 20)
+        await until(lambda: len(user.download.http_responses) >= 2, 20)
         assert user.download.http_responses[-1].content[:8] == b"\x89PNG\r\n\x1a\n"
         # exploring panels fill in for the target's position
         await user.should_see("what the model would predict next", retries=900)
         user.find(marker="attn-btn").click()
-        await _until(lambda: "attention" in _one(user, "attention").content, 60)
+        await until(lambda: "attention" in _one(user, "attention").content, 60)
         assert "Paris" not in _one(user, "attention").content  # the target itself is not in its context
+        await user.should_not_see(marker="heads")  # hidden (no blank space) until computed
         user.find(marker="heads-btn").click()  # head importance: one cell per (layer, head) of SmolLM2 (30 x 9)
-        await _until(lambda: len((_one(user, "heads").options["series"] or [{}])[0].get("data", [])) == 270, 600)
+        await user.should_see(marker="heads", retries=6000)
+        await until(lambda: len((_one(user, "heads").options["series"] or [{}])[0].get("data", [])) == 270, 600)
 
 
 async def test_prompt_token_is_teacher_forced(state):
@@ -122,9 +115,10 @@ async def test_bad_input_is_answered_inline(state):
         user.find(marker="prompt").type("   ")
         user.find(marker="generate").click()
         await user.should_see("The prompt is empty")
-        user.find(marker="prompt").clear().type("word " * 700)
+        # longer than max_tokens is windowed (long_input, heta_lite/long_input.py); past the character cap: refused
+        user.find(marker="prompt").clear().type("word " * 40_001)
         user.find(marker="generate").click()
-        await user.should_see("the limit is 512 tokens", retries=600)
+        await user.should_see("the limit is 200,000", retries=600)
         user.find(marker="compare-btn").click()
         await user.should_see("Type both prompts to compare.")
 
@@ -169,7 +163,7 @@ async def test_queue_position_with_two_jobs_ahead_and_cancel(state):
         user.find(marker="cancel").click()
         await user.should_see("Cancelled.", retries=50)
         state.queue.cancel(running.id)
-        await _until(lambda: state.queue.get(running.id).state == "cancelled", 10)
+        await until(lambda: state.queue.get(running.id).state == "cancelled", 10)
 
 
 async def test_cancel_a_running_explanation(state):
@@ -220,6 +214,36 @@ async def test_compare_two_prompts(state):
         user.find(marker="compare-b").type("No, think again: the capital of France is")
         user.find(marker="compare-btn").click()
         await user.should_see("A predicts", retries=1800)
+
+
+async def test_correct_the_answer_and_compare(state):
+    """After Generate: a correction, the model answers again, and both answers are explained side by
+    side (heatmaps, top-5, logit lens) under a summary of what changed."""
+    async with user_simulation(root=lambda: build_page(state)) as user:
+        await user.open("/")
+        user.find(marker="prompt").type("What is the capital of Australia?")
+        user.find("Chat template").click()
+        _one(user, "method").value = "saliency"  # the flow, not the method, is under test here
+        await user.should_not_see(marker="correct-btn")  # hidden until there is an answer
+        user.find(marker="generate").click()
+        await user.should_see(marker="correct-btn", retries=600)
+        assert "The model answered" in _one(user, "first-answer").text
+        user.find(marker="correct-btn").click()  # no correction typed yet: told inline, nothing queued
+        await user.should_see("Type a correction first")
+        user.find(marker="correction-text").type("No, that is not right. Answer with one city name.")
+        user.find(marker="correct-btn").click()
+        await until(lambda: _one(user, "correction-summary").text.startswith("What changed"), 900)
+        summary = _one(user, "correction-summary").text
+        assert "after the correction" in summary and "question" in summary
+        assert _one(user, "correction-before").text.startswith("Before: ")
+        assert _one(user, "correction-after").text.startswith("After: ")
+        heatmaps = [e for e in user.find(kind=ui.html).elements if "heta-tok" in getattr(e, "content", "")]
+        assert len(heatmaps) >= 2  # one per side
+        tops = [e for e in user.find(kind=ui.html).elements if "top-5" in getattr(e, "content", "")]
+        assert len(tops) == 2
+        lenses = [e for e in user.find(kind=ui.echart).elements
+                  if e.visible and "p(target)" in str(e.options.get("legend", ""))]
+        assert len(lenses) >= 2
 
 
 async def test_memory_panel_without_gpu(state):

@@ -87,6 +87,29 @@ def test_an_async_api_job_logging_its_prompt_is_redacted(served, logs):
     assert PROMPT not in REQUEST_TEXT  # forgotten once the job ended
 
 
+def test_every_turn_of_a_conversation_job_is_redacted(monkeypatch, logs):
+    """A conversation's turns are the job's texts: a log line quoting any of them is redacted."""
+    state = AppState(model_name="m", queue=JobQueue(concurrency=1))
+    gate = threading.Event()
+    monkeypatch.setattr(routes, "_explain_job", lambda state, body: _logging_job(" | ".join(body.texts), gate))
+    app = FastAPI()
+    register_api(app, state)
+    turns = [{"role": "user", "content": "question about Zorblat"}, {"role": "assistant", "content": "Quux"},
+             {"role": "user", "content": "no, Wibblewump"}]
+    try:
+        with TestClient(app) as c:
+            r = c.post("/api/v1/explain", json={"conversation": turns, "model": "m", "async": True})
+            assert r.status_code == 202, r.text
+        gate.set()
+        assert state.queue.wait(r.json()["job_id"], timeout=WAIT).state == DONE
+    finally:
+        gate.set()
+        state.queue.shutdown(wait_s=WAIT)
+    out = logs()
+    assert out.count("[redacted: message contained request text]") == 2, out
+    assert not any(word in out for word in ("Zorblat", "Quux", "Wibblewump"))
+
+
 def test_a_queued_job_cancelled_by_its_owner_forgets_its_prompt(served):
     app, state, gate = served
     with TestClient(app) as c:

@@ -96,6 +96,19 @@ def estimate_seconds(cal: Calibration, n: int, n_scored: int, s: HetaSettings) -
     return est
 
 
+def estimate_seconds_long(cal: Calibration, n: int, n_scored: int, s: HetaSettings, plan=None) -> dict[str, float]:
+    """`estimate_seconds` of the n-token (windowed) context plus, for a long prompt windowed by
+    heta_lite/long_input.py (`plan`: its `LongInputPlan`), the earlier chunks' no-grad forwards as
+    stage 'long_input' (one per chunk of up to n + chunk tokens, and one baseline of n)."""
+    from ...long_input import chunk_input_tokens, chunk_seconds
+
+    est = estimate_seconds(cal, n, n_scored, s)
+    if plan is not None:
+        est["long_input"] = chunk_seconds(cal.forward_s, cal.n, len(plan.chunks), chunk_input_tokens(plan, n), n)
+        est["total"] += est["long_input"]
+    return est
+
+
 def plan_for_budget(lm: LoadedModel, n: int, n_scored: int, budget_s: float, **overrides) -> Plan:
     """The best preset (accurate > balanced > fast) whose estimate fits `budget_s`; if none does,
     'fast' with fewer probes, flagged as not fitting."""
@@ -160,5 +173,5 @@ def plan_heta(lm: LoadedModel, n: int, n_scored: int, settings: HetaSettings,
     return fitted, notes
 
 
-__all__ = ["Calibration", "Plan", "calibrate", "estimate_memory", "estimate_seconds", "fit_memory", "plan_for_budget",
-           "plan_heta"]
+__all__ = ["Calibration", "Plan", "calibrate", "estimate_memory", "estimate_seconds", "estimate_seconds_long",
+           "fit_memory", "plan_for_budget", "plan_heta"]
