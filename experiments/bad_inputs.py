@@ -251,6 +251,8 @@ async def run_gui(state, cases: list[GuiCase] | None = None) -> list[dict]:
         try:
             async with user_simulation(root=root) as user:
                 seen = await _gui_case(user, case)
+                user.client.delete()  # the user closes the page: its leftover jobs are cancelled
+            await _queue_idle(state)  # each case meets an idle worker: its row depends on it alone
         finally:
             os.environ.pop("HETA_LITE_ADMIN_TOKEN", None)
             if saved is not None:
@@ -262,6 +264,16 @@ async def run_gui(state, cases: list[GuiCase] | None = None) -> list[dict]:
         user.find(marker="generate").click()
         await user.should_see("Target:", retries=900)
     return out
+
+
+async def _queue_idle(state, timeout: float = 600.0) -> None:
+    """Wait until no job runs or waits (a closed page's jobs stop at their next safe point)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (state.queue.running or state.queue.depth) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
 
 
 async def _gui_case(user, case: GuiCase) -> str:

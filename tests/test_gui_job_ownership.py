@@ -18,6 +18,7 @@ from gui.serving.routes import user_router
 from gui.serving.telemetry import Metrics
 from gui.state import AppState
 from heta_lite.jobs import FINISHED, JobQueue
+from tests.gui.helpers import until
 
 WAIT = 10.0
 
@@ -106,6 +107,47 @@ async def test_one_page_cannot_fill_the_queue(held):
         user.find(marker="generate").click()  # past the client's burst: refused like an API request
         await user.should_see("Too many requests")
         assert state.queue.depth == 1
+
+
+async def test_a_closed_page_cancels_the_jobs_nobody_can_see_but_keeps_its_explanation(held):
+    """Found by the GUI bad-input corpus: a closed page's time estimate (minutes for a long prompt on
+    a busy CPU) kept the one worker busy, and the next page's Generate waited behind it. Now a page
+    that is gone cancels its side jobs and its other main jobs; an explanation stays, because a
+    reload of its ?job= link re-attaches to it."""
+    from gui.page.runner import JobRunner
+
+    state, gate, _ = held
+    state.lm = _StubLM()
+
+    def page_runner():
+        (runner,) = [o for o in _objects_of(JobRunner) if o.state is state and not o.abandoned]
+        return runner
+
+    async with user_simulation(root=_root(state)) as user:
+        await user.open("/")
+        user.find(marker="prompt").type("Hello there")
+        user.find(marker="generate").click()  # the page's main job, of kind 'generate' (held behind the gate)
+        (generate,) = _alive_page_jobs(state)
+        runner = page_runner()
+        runner.submit_side("estimate", lambda control: gate.wait(WAIT), "estimate", lambda r: None)
+        estimate = runner.side["estimate"][0]
+        user.client.delete()  # what NiceGUI does when a closed page does not reconnect in time
+        await until(lambda: state.queue.get(estimate.id).state == "cancelled", WAIT)  # its handler may be a task
+    assert state.queue.get(generate.id).state == "cancelled"
+    async with user_simulation(root=_root(state)) as user:  # a page whose main job is an explanation
+        await user.open("/")
+        runner = page_runner()
+        explain = runner._submit(lambda control: gate.wait(WAIT), "explain")
+        runner.attach(explain, lambda r: None)
+        user.client.delete()
+        await until(lambda: runner.abandoned, WAIT)
+    assert state.queue.get(explain.id).state not in FINISHED  # still there for a reload to re-attach
+
+
+def _objects_of(cls) -> list:
+    import gc
+
+    return [o for o in gc.get_objects() if isinstance(o, cls)]
 
 
 async def test_page_and_api_jobs_share_the_clients_job_cap(held):

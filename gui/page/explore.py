@@ -103,11 +103,15 @@ class ExplorePanel:
         lm, ids, y = self.ps.page_lm(self.state), list(exp.context.input_ids), exp.context.target_id
         try:
             self.runner.submit_side("heads", lambda control: head_importance(lm, ids, y, control), "explore",
-                                    self.show_heads, rated=True)
+                                    lambda heads: self.show_heads(heads, exp), rated=True)
         except HetaError as err:
             self.show_error(str(err))
 
-    def show_heads(self, heads) -> None:
+    def show_heads(self, heads, exp=None) -> None:
+        """The chart; and the report the page downloads gets `head_importance` when it is still the
+        explanation the heads were computed for."""
+        if exp is not None and self.ps.exp is exp and self.ps.report is not None:
+            self.ps.report["head_importance"] = heads.to_dict()
         self.heads_chart.options.clear()
         self.heads_chart.options.update(head_importance_chart(heads.drop))
         self.heads_chart.set_visibility(True)

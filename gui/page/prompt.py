@@ -140,7 +140,7 @@ class PromptPanel:
         self.ps.estimate_key = (n, n_scored)
 
         def job(control):
-            cal = calibrate(lm, n)
+            cal = calibrate(lm, n, control)
             return {q: estimate_seconds_long(cal, n, n_scored, HetaSettings.preset(q), plan)["total"]
                     for q in QUALITIES}
 

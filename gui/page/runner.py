@@ -52,7 +52,21 @@ class JobRunner:
         self.side: dict[str, tuple[Any, Callable, bool]] = {}
         self._tickers: list[list] = []  # [period, next due, fn]
         self.client = page_client(state)
+        self.abandoned = False  # the page is gone (abandon)
         self.timer = ui.timer(interval, self.tick)
+        ui.context.client.on_delete(self.abandon)
+
+    def abandon(self) -> None:
+        """The page is gone (closed, or not back within NiceGUI's reconnect timeout): cancel the jobs
+        nobody can see any more, so the worker is free for others (each stops at its next safe point).
+        An explanation stays: a reload of its `?job=` link in the same tab re-attaches to it."""
+        self.abandoned = True
+        jobs = [job for job, *_ in self.side.values()]
+        if self.main is not None and self.main[0].kind != "explain":
+            jobs.append(self.main[0])
+        for job in jobs:
+            self.state.queue.cancel(job.id)
+        self.side.clear()
 
     def build_progress(self) -> ProgressCard:
         self.progress = ProgressCard(self.cancel)

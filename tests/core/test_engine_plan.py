@@ -87,3 +87,21 @@ def test_baseline_batches_shrink_to_the_memory_limit_with_the_same_scores(lm):
     assert occl.mask_batch < plain.mask_batch and any("mask_batch shrunk" in note for note in notes)
     with pytest.raises(ResourceLimitError, match="'saliency' needs about"):
         plan_settings(lm, _ctx(), plain, memory_limit_bytes=1000, method="saliency")
+
+
+def test_a_cancelled_time_estimate_stops_at_its_next_safe_point(lm):
+    """The page's estimate job calibrates (a forward, a gradient, a batch of HVPs); a cancel is
+    honoured between them, and a calibration that ran through gives the three cost units."""
+    from heta_lite.control import JobControl
+    from heta_lite.errors import JobCancelled
+    from heta_lite.methods.heta import cost
+
+    seen = []
+    control = JobControl(progress=lambda stage, done, total: seen.append(stage))
+    control.cancel()
+    with pytest.raises(JobCancelled):
+        cost.calibrate(lm, 300, control)  # a bucket no other test of this model measures
+    seen.clear()
+    cal = cost.calibrate(lm, 300, JobControl(progress=lambda stage, done, total: seen.append(stage)))
+    assert seen == ["calibrating: forward", "calibrating: gradient", "calibrating: Hessian-vector products"]
+    assert cal.forward_s > 0 and cal.graph_s > 0 and cal.hvp_s > 0

@@ -85,6 +85,11 @@ async def test_full_workflow(state):
         user.find(marker="heads-btn").click()  # head importance: one cell per (layer, head) of SmolLM2 (30 x 9)
         await user.should_see(marker="heads", retries=6000)
         await until(lambda: len((_one(user, "heads").options["series"] or [{}])[0].get("data", [])) == 270, 600)
+        user.find("Download JSON report").click()  # the report now carries the head importance too
+        await until(lambda: len(user.download.http_responses) >= 3, 10)
+        with_heads = json.loads(user.download.http_responses[-1].content)
+        validate_report(with_heads)
+        assert len(with_heads["head_importance"]["drop"]) == 30 and len(with_heads["head_importance"]["drop"][0]) == 9
 
 
 async def test_prompt_token_is_teacher_forced(state):

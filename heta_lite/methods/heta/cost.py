@@ -56,23 +56,28 @@ class Plan:
     note: str = ""
 
 
-def calibrate(lm: LoadedModel, n: int) -> Calibration:
-    """Measure (once per model and 32-token bucket) the cost units of the time model."""
+def calibrate(lm: LoadedModel, n: int, control=None) -> Calibration:
+    """Measure (once per model and 32-token bucket) the cost units of the time model. `control`
+    (a JobControl) gets a safe point between the three measurements, so a cancelled estimate stops."""
     nb = max(BUCKET, ((n + BUCKET - 1) // BUCKET) * BUCKET)
     key = (ModelIdentity.of(lm), str(lm.device), nb)
     if key in _CALIBRATION:
         return _CALIBRATION[key]
     d = lm.model.get_input_embeddings().weight.shape[1]
     X = torch.randn(nb, d, device=lm.device, dtype=lm.dtype) * 0.02
+    step = control.step if control is not None else (lambda *a: None)
+    step("calibrating: forward", 0, 3)
     with torch.no_grad():
         t0 = time.perf_counter()
         lm.model(inputs_embeds=X[None], use_cache=False, logits_to_keep=1)
         fwd = time.perf_counter() - t0
+    step("calibrating: gradient", 1, 3)
     t0 = time.perf_counter()
     graph = TargetGraph(lm.model, X, 0)
     _ = graph.grad
     graph_s = time.perf_counter() - t0
     B = 4
+    step("calibrating: Hessian-vector products", 2, 3)
     t0 = time.perf_counter()
     graph.hvp(torch.ones(B, nb, d, device=lm.device, dtype=lm.dtype))
     hvp = (time.perf_counter() - t0) / B
