@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quality", default="fast", help="HETA preset of the explanations (correct and compare, batch)")
     ap.add_argument("--words", type=int, default=10_000, help="length of the long document")
     ap.add_argument("--skip", default="", help="comma-separated features to leave out")
+    ap.add_argument("--name", default="bench_features", help="results file name (experiments/results/NAME.*)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -97,17 +98,18 @@ def main(argv: list[str] | None = None) -> int:
         t, _ = timed(lambda: anomaly_flags(lm, ids, exp.target.prob), args.repeats)
         add("anomaly flags", t, "one eager forward with attentions and hidden states, then thresholds")
     if "risk" not in skip:
+        with torch.no_grad():  # the explanation already has these logits: not part of the risk's cost
+            logits = lm.model(input_ids=x_ids, use_cache=False, logits_to_keep=1).logits[0, -1]
+
         def risk():
-            with torch.no_grad():
-                logits = lm.model(input_ids=x_ids, use_cache=False, logits_to_keep=1).logits[0, -1]
             e, m = target_entropy_margin(logits)
             f = features(e, m, 10.0, [t.text for t in ctx.context_tokens], exp.normalised, exp.context.scored,
                          ctx.first_content_index, None)
             return failure_risk(lm.name, f)
 
-        t, _ = timed(risk, args.repeats)
-        add("failure risk", t - t_fwd, "features and the logistic model (the forward it reads logits from "
-                                       "is subtracted: the explanation already has them)")
+        t, _ = timed(risk, max(args.repeats, 20))
+        add("failure risk", t, "entropy and margin of the logits the explanation has, the features and the "
+                               "logistic model (the lens depth it reads comes from the anomaly forward)")
     if "heads" not in skip:
         t, hi = timed(lambda: head_importance(lm, ids, y), args.repeats)
         add("head importance", t, f"{hi.layers} layers x {hi.heads} heads: one batched forward per layer",
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         add_batch(lm, settings, add, t_explain)
 
     table = [[r["feature"], r["seconds"], r["x_fwd"], r["x_fwd_bwd"], r["what"]] for r in rows]
-    write_results("bench_features", {"model": lm.name, "context_tokens": n, "quality": args.quality,
+    write_results(args.name, {"model": lm.name, "context_tokens": n, "quality": args.quality,
                                      "repeats": args.repeats, "rows": rows},
                   ["feature", "seconds", "x fwd", "x fwd+bwd", "what it runs"], table,
                   "python -m experiments.bench_features " + " ".join(argv or []),
