@@ -55,6 +55,25 @@ def test_eval_command_writes_outputs_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
+def test_selection_metrics_write_their_summary_and_plots(tmp_path):
+    """`--metrics selection` (the pre-registered dev run) measures deletion by zeroing only; its
+    summary's plots once asked for the token-deleted curves too and the run died after its last row
+    (KeyError 'deletion_delete'), which also stopped the dev script before its next data set."""
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"id": "a", "prompt": "The protagonist went home. Paris is the capital of France. "
+                                "Question: What is the capital of France? Answer:", "answer": "Paris",
+                                "segments": {"distractor": [0, 26], "evidence": [27, 58]}}) + "\n")
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "heta_lite.cli", "eval", "--dataset", str(data), "--methods",
+                        "attention,saliency", "--metrics", "selection", "--out", str(out), "--draws", "2"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert rows and all("deletion_zero" in x and "deletion_delete" not in x for x in rows)
+    for f in ("summary.json", "summary.md", "deletion_curves.png", "aopc.png"):
+        assert (out / f).stat().st_size > 0
+
+
 def test_batch_command_skips_bad_lines_and_resumes(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text('{"id": "a", "prompt": "The capital of France is", "target_pos": 4}\nnot json\n'
