@@ -31,7 +31,7 @@ from .errors import error, error_response, facts_of
 from .explain_jobs import BATCH_KIND, _api_viewable, _batch_job, _explain_job, _report_of
 from .ratelimit import RateLimiter
 from .schemas import ExplainBatchIn, ExplainIn
-from .telemetry import JOB_TEXT, Metrics, remember_text
+from .telemetry import JOB_TEXT, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -148,35 +148,27 @@ def user_router(state: AppState, limiter: RateLimiter, metrics: Metrics, client_
             return JSONResponse(job.result)
         return error_response(job)
 
-    @router.post("/explain")
-    async def explain_route(body: ExplainIn, request: Request):
+    async def run_job(request: Request, body, cost: int, build, texts: tuple[str, ...], kind: str, route: str):
+        """Admit (rate limit: `cost` tokens; model ready), validate and build the job, queue it, answer."""
         client = client_of(request)
-        refused = admit(client, body, 1)
+        refused = admit(client, body, cost)
         if refused is not None:
             return refused
         try:
-            fn = _explain_job(state, body)
+            fn = build(state, body)
         except HetaError as err:
             return error_response(err)
-        return await queue_and_answer(request, client, fn, body.texts, "explain", body, "/api/v1/explain")
+        return await queue_and_answer(request, client, fn, texts, kind, body, route)
+
+    @router.post("/explain")
+    async def explain_route(body: ExplainIn, request: Request):
+        return await run_job(request, body, 1, _explain_job, body.texts, "explain", "/api/v1/explain")
 
     @router.post("/explain/batch")
     async def explain_batch_route(body: ExplainBatchIn, request: Request):
-        client = client_of(request)
+        # one rate-limit token per item; the request guard registered every item's prompt as secret
         prompts = tuple(item.prompt for item in body.items)
-        # the request guard registers a top-level "prompt" only: the items' are registered here
-        forget = remember_text(*prompts)
-        try:
-            refused = admit(client, body, len(body.items))  # one rate-limit token per item
-            if refused is not None:
-                return refused
-            try:
-                fn = _batch_job(state, body)
-            except HetaError as err:
-                return error_response(err)
-            return await queue_and_answer(request, client, fn, prompts, BATCH_KIND, body, "/api/v1/explain/batch")
-        finally:
-            forget()
+        return await run_job(request, body, len(body.items), _batch_job, prompts, BATCH_KIND, "/api/v1/explain/batch")
 
     @router.get("/jobs/{job_id}")
     def job_status(job_id: str, request: Request):
