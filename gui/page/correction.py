@@ -40,7 +40,7 @@ class CorrectionPanel:
                 .classes("w-full").props(f"outlined autogrow maxlength={MAX_CORRECTION_CHARS}").mark("correction-text")
             ui.button("Answer again and compare", on_click=self.start).props("outline").mark("correct-btn")
             self.summary = ui.label("").classes("font-medium").mark("correction-summary")
-            with ui.row().classes("w-full no-wrap gap-4 items-start"):
+            with ui.row().classes("w-full no-wrap gap-4 items-start") as self.sides:
                 self.cols = []
                 for name in ("Before", "After"):
                     with ui.column().classes("w-1/2 min-w-0"):
@@ -50,11 +50,13 @@ class CorrectionPanel:
                         lens = ui.echart({"series": []}).classes("w-full h-48")
                         lens.set_visibility(False)
                         self.cols.append((name, title, heat, top5, lens))
+        self.sides.set_visibility(False)  # no blank space before there is a comparison
         self.card.set_visibility(False)
 
     def show_answer(self, ctx) -> None:
         """A new generation: offer the correction box for its answer (only after Generate)."""
         self.summary.text = ""
+        self.sides.set_visibility(False)
         for _, title, heat, top5, lens in self.cols:
             title.text, heat.content, top5.content = "", "", ""
             lens.set_visibility(False)
@@ -97,6 +99,7 @@ class CorrectionPanel:
         from heta_lite.report import Report
 
         self.summary.text = "What changed: " + cmp.summary()
+        self.sides.set_visibility(True)
         d = cmp.to_dict()
         for (name, title, heat, top5, lens), side, key in zip(self.cols, (cmp.before, cmp.after), ("before", "after")):
             report = Report.from_explanation(side.explanation).to_dict()
