@@ -72,7 +72,7 @@ def build_report(exp) -> dict[str, Any]:
             "alternatives": [{"id": a.id, "text": a.text, "prob": a.prob} for a in exp.target.alternatives],
         },
         "generated": {"ids": list(ctx.generated_ids),
-                      "text": ctx.text[ctx.tokens[ctx.prompt_len].start:] if ctx.generated_ids else ""},
+                      "text": ctx.generated_text},
         "tokens": tokens,
         "summary": {
             "num_context_tokens": len(tokens), "num_scored": int(sum(not t["special"] for t in tokens)),

@@ -92,6 +92,11 @@ class Context:
         return [not t.special for t in self.context_tokens]
 
     @property
+    def generated_text(self) -> str:
+        """The text the model generated ('' in a position-mode context)."""
+        return self.text[self.tokens[self.prompt_len].start:] if self.generated_ids else ""
+
+    @property
     def generated_index(self) -> int | None:
         return self.target_pos - self.prompt_len if self.mode == "generated" else None
 

@@ -60,7 +60,7 @@ class CorrectionPanel:
         for _, title, heat, top5, lens in self.cols:
             title.text, heat.content, top5.content = "", "", ""
             lens.set_visibility(False)
-        answer = ctx.text[ctx.tokens[ctx.prompt_len].start:] if ctx.generated_ids else ""
+        answer = ctx.generated_text
         self.card.set_visibility(bool(answer.strip()) and ctx.conversation is None)
         self.answer.text = f"The model answered: “{answer.strip()[:300]}”"
 
@@ -89,7 +89,7 @@ class CorrectionPanel:
         def job(control):
             return correct_and_compare(lm, question, correction, settings, method, n_new, chat, control, cache)
 
-        answer = ctx.text[ctx.tokens[ctx.prompt_len].start:]
+        answer = ctx.generated_text
         try:
             self.runner.submit(job, "compare", self.show, texts=(question, correction, answer))
         except HetaError as err:  # submit shows refusals itself; anything else is a bug worth showing
