@@ -4,7 +4,7 @@
     python -m experiments.bad_inputs --url http://127.0.0.1:8080 [--gui]
 
 --gui also drives the GUI (NiceGUI's simulated user, the offline model, through
-tests/test_gui_bad_inputs.py) with every case a GUI user can produce; cases with no GUI equivalent (wrong JSON types, content types, unknown fields:
+tests/gui/test_gui_bad_inputs.py) with every case a GUI user can produce; cases with no GUI equivalent (wrong JSON types, content types, unknown fields:
 the page offers fixed choices) are marked "API only". Writes experiments/results/bad_inputs.json
 and .md (status and error code per case, and the GUI's outcome).
 """
@@ -376,7 +376,7 @@ def main(argv=None) -> None:
         import tempfile
 
         out = Path(tempfile.mkdtemp()) / "gui.json"
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_gui_bad_inputs.py", "-k", "answered_inline"],
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/gui/test_gui_bad_inputs.py", "-k", "answered_inline"],
                        env={**os.environ, "HETA_BAD_INPUTS_GUI_OUT": str(out)}, check=False)
         gui = {r["case"]: r for r in json.loads(out.read_text())} if out.exists() else {}
     for r in rows:

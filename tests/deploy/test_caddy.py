@@ -15,7 +15,7 @@ from tests.conftest import private_home_env
 
 pytestmark = pytest.mark.slow
 CADDY = shutil.which("caddy")
-CADDYFILE = Path(__file__).resolve().parents[1] / "deploy" / "Caddyfile"
+CADDYFILE = Path(__file__).resolve().parents[2] / "deploy" / "Caddyfile"
 needs_caddy = pytest.mark.skipif(CADDY is None, reason="needs Debian's caddy (.ci/run installs it)")
 
 

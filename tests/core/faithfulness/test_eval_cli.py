@@ -11,7 +11,7 @@ import pytest
 from heta_lite.faithfulness.datasets import load_items
 
 
-AUTHORS = Path(__file__).resolve().parents[2] / "shared" / "data" / "heta_qa_dataset_100_unique.json"
+AUTHORS = Path(__file__).resolve().parents[4] / "shared" / "data" / "heta_qa_dataset_100_unique.json"
 
 
 @pytest.mark.skipif(not AUTHORS.exists(), reason="the authors' toy set lives in shared/data beside the repo")
@@ -94,7 +94,7 @@ def test_batch_command_skips_bad_lines_and_resumes(tmp_path):
 
 
 def test_cli_default_cache_is_the_sessions_temporary_one(session_home):
-    """A CLI run without --cache-dir (tests/test_offline_model.py has some) uses HETA_LITE_CACHE:
+    """A CLI run without --cache-dir (tests/core/test_offline_model.py has some) uses HETA_LITE_CACHE:
     in a test session that is inside the session's temporary HETA_LITE_HOME, so a rerun can't be
     answered from reports cached by an earlier run, and nothing lands in the user's home. Checked in
     a subprocess, as the CLI tests run it, with the CLI's own --cache-dir handling."""
