@@ -69,8 +69,9 @@ class PeakMemory:
 
     def __init__(self, interval: float = 0.05):
         self.interval = interval
-        self.peak_rss = 0
+        self.peak_rss = self.start_rss = 0
         self.peak_torch: int | None = None
+        self.start_torch: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -81,9 +82,11 @@ class PeakMemory:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> "PeakMemory":
-        self.peak_rss = psutil.Process().memory_info().rss
+        self.peak_rss = self.start_rss = psutil.Process().memory_info().rss
+        self.start_torch = None
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
+            self.start_torch = int(torch.cuda.memory_allocated())
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -95,6 +98,14 @@ class PeakMemory:
         self.peak_rss = max(self.peak_rss, psutil.Process().memory_info().rss)
         if torch.cuda.is_available():
             self.peak_torch = int(torch.cuda.max_memory_allocated())
+
+    @property
+    def added_bytes(self) -> int:
+        """What the block added at its peak above what was resident when it began (GPU: torch's
+        allocations; CPU: RSS). This is what a job's memory estimate predicts."""
+        if self.peak_torch is not None and self.start_torch is not None:
+            return self.peak_torch - self.start_torch
+        return self.peak_rss - self.start_rss
 
     def to_dict(self) -> dict[str, Any]:
         return {"peak_rss_bytes": int(self.peak_rss), "peak_torch_cuda_bytes": self.peak_torch,

@@ -42,8 +42,10 @@ class HetaSettings:
     information: 'exact' (one masked forward per token, the spec) or 'taylor' (second-order
     Taylor estimate of the same KL from `taylor_vocab` logit gradients; the fast preset's
     approximation, its agreement with 'exact' is measured in experiments/).
-    probe_batch / mask_batch: how many probes / masked copies share one pass (speed only,
-    never changes results).
+    probe_batch / mask_batch: at most how many probes / masked copies share one pass (speed only,
+    never changes results). batch_memory_mb: the memory one batched pass may add; the batches
+    follow from it (a copy of n tokens costs ~n), so peak memory grows linearly in n whatever the
+    caps (heta_lite/models/footprint.py `items_that_fit`).
     time_budget_s: if set, the method plans settings that fit (`AttributionMethod.plan`; HETA picks
     a preset with its cost model, heta_lite/methods/heta/cost.py; baselines keep their settings).
     derivatives: on quantized models, where gradients and HVPs are taken: 'auto' (through the
@@ -80,7 +82,10 @@ class HetaSettings:
     taylor_vocab: int = option(32, low=1, high=4096, api_high=256,
                                help="Taylor estimate of I: logit gradients taken for this many top tokens")
     probe_batch: int = option(16, low=1, high=4096, api=False, help="probes / path points per backward (speed only)")
-    mask_batch: int = option(8, low=1, high=4096, api=False, help="masked copies per forward (speed only)")
+    mask_batch: int = option(8, low=1, high=4096, api=False, help="at most this many masked copies per forward (speed only)")
+    batch_memory_mb: int | None = option(None, low=1, high=2**20, api=False,
+                                         help="memory one batched pass may add, MiB (default: 512 on a CPU, 4096 on "
+                                         "a GPU); probes and masked copies per pass follow from it (speed only)")
     time_budget_s: float | None = option(None, flag="--time-budget", low=0, low_open=True, high=86400, api_high=600,
                                          help="pick the best settings estimated to fit in this many seconds")
     derivatives: str = option("auto", choices=DERIVATIVE_PATHS,

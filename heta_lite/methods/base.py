@@ -12,7 +12,7 @@ import torch
 
 from ..control import JobControl
 from ..errors import InputError, ResourceLimitError
-from ..models.footprint import activation_bytes, memory_limit
+from ..models.footprint import activation_bytes, items_that_fit, memory_limit
 from ..models.loader import LoadedModel
 from ..profiling import StageTimer
 from ..settings import HetaSettings
@@ -107,12 +107,17 @@ class AttributionMethod:
 
 
 def fit_batch(settings: HetaSettings, knob: str, per_copy_bytes: int, limit_bytes: int,
-              notes: list[str]) -> HetaSettings:
-    """Halve the batch-size setting `knob` (probe_batch, mask_batch: how many copies share one pass)
-    until `knob` copies of `per_copy_bytes` fit `limit_bytes`; results never change, only speed.
-    Appends a note when it shrank; ResourceLimitError if even one copy does not fit."""
+              notes: list[str], budget_bytes: int | None = None) -> HetaSettings:
+    """Halve the batch-size cap `knob` (probe_batch, mask_batch: at most how many copies share one
+    pass) until the copies a pass really takes (the cap, or fewer when the batch memory budget
+    `budget_bytes` holds fewer) fit `limit_bytes`; results never change, only speed. Appends a
+    note when it shrank; ResourceLimitError if even one copy does not fit."""
     batch = getattr(settings, knob)
-    while batch > 1 and batch * per_copy_bytes > limit_bytes:
+
+    def taken(cap: int) -> int:
+        return cap if budget_bytes is None else items_that_fit(cap, per_copy_bytes, budget_bytes)
+
+    while batch > 1 and taken(batch) * per_copy_bytes > limit_bytes:
         batch = max(1, batch // 2)
     if per_copy_bytes > limit_bytes:
         raise ResourceLimitError(f"One pass needs about {per_copy_bytes / 2**30:.1f} GiB but the limit is "

@@ -11,7 +11,7 @@ from typing import ClassVar
 import torch
 
 from ..options import check_options, option
-from ..models.footprint import activation_bytes, memory_limit
+from ..models.footprint import activation_bytes, batch_memory_bytes, items_that_fit, memory_limit
 from ..settings import HetaSettings
 from .base import AttributionMethod, AttributionResult, MethodInput, fit_batch
 from .logprob import target_logprob
@@ -65,7 +65,7 @@ class IntegratedGradientsConfig:
 @register
 class IntegratedGradients(AttributionMethod):
     """Sundararajan et al. 2017, zero-embedding baseline, Riemann midpoint rule with `steps`
-    points (`IntegratedGradientsConfig.ig_steps`, default 32), `probe_batch` points per pass;
+    points (`IntegratedGradientsConfig.ig_steps`, default 32), as many points per pass as the batch memory budget holds (at most `probe_batch`);
     per-token score |sum_d (x - x0) * mean_alpha grad|."""
 
     name: ClassVar[str] = "integrated_gradients"
@@ -79,7 +79,8 @@ class IntegratedGradients(AttributionMethod):
         differentiable copies fit the memory limit."""
         settings, notes = super().plan(lm, n, n_scored, settings, memory_limit_bytes)
         per_point = activation_bytes(lm, n, with_grad=True)
-        return fit_batch(settings, "probe_batch", per_point, memory_limit(lm, memory_limit_bytes), notes), notes
+        return fit_batch(settings, "probe_batch", per_point, memory_limit(lm, memory_limit_bytes), notes,
+                         batch_memory_bytes(lm, settings.batch_memory_mb)), notes
 
     def attribute(self, inp: MethodInput) -> AttributionResult:
         return finish(self.signed_attributions(inp).abs(), inp)
@@ -94,7 +95,8 @@ class IntegratedGradients(AttributionMethod):
         D = inp.X - X0  # x - x0: zero on unscored rows
         alphas = (torch.arange(steps, dtype=torch.float64) + 0.5) / steps
         total = torch.zeros_like(D, dtype=torch.float32)
-        B = max(1, inp.settings.probe_batch)
+        budget = batch_memory_bytes(inp.lm, inp.settings.batch_memory_mb)
+        B = items_that_fit(inp.settings.probe_batch, activation_bytes(inp.lm, inp.X.shape[0], with_grad=True), budget)
         for start in range(0, steps, B):
             inp.control.step("integrated gradients", start, steps)
             a = alphas[start:start + B].to(D.dtype).to(D.device)

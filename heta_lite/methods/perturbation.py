@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from ..models.footprint import memory_limit
+from ..models.footprint import batch_memory_bytes, memory_limit
 from ..models.loader import attention_implementation
 from ..settings import HetaSettings
 from .base import AttributionMethod, AttributionResult, MethodInput, fit_batch
@@ -27,7 +27,8 @@ class Occlusion(AttributionMethod):
         prefix key/value cache) halved until that many copies fit the memory limit."""
         settings, notes = super().plan(lm, n, n_scored, settings, memory_limit_bytes)
         per_copy = masked_copy_bytes(lm, n)
-        return fit_batch(settings, "mask_batch", per_copy, memory_limit(lm, memory_limit_bytes), notes), notes
+        return fit_batch(settings, "mask_batch", per_copy, memory_limit(lm, memory_limit_bytes), notes,
+                         batch_memory_bytes(lm, settings.batch_memory_mb)), notes
 
     def attribute(self, inp: MethodInput) -> AttributionResult:
         with torch.no_grad(), attention_implementation(inp.lm.model, "sdpa"):
@@ -35,6 +36,7 @@ class Occlusion(AttributionMethod):
         base = torch.log_softmax(logits.float(), -1)[inp.target_id]
         scores = torch.zeros(inp.X.shape[0], device=inp.X.device)
         positions = torch.nonzero(inp.scored).flatten().tolist()
-        for chunk, lq in masked_last_logits(inp.lm, inp.X, positions, "zero", inp.settings.mask_batch, inp.control):
+        for chunk, lq in masked_last_logits(inp.lm, inp.X, positions, "zero", inp.settings.mask_batch, inp.control,
+                                             budget_bytes=batch_memory_bytes(inp.lm, inp.settings.batch_memory_mb)):
             scores[chunk] = (base - torch.log_softmax(lq.float(), -1)[:, inp.target_id]).to(scores.dtype)
         return finish(scores, inp, logits)

@@ -55,3 +55,23 @@ def available_bytes(lm: LoadedModel) -> int:
 def memory_limit(lm: LoadedModel, limit_bytes: int | None) -> int:
     """The limit a job plans for: `limit_bytes`, or 80% of what is free now."""
     return int(limit_bytes if limit_bytes is not None else available_bytes(lm) * 0.8)
+
+
+# The memory one batched pass (a batch of HVP probes, of masked copies, of IG path points) may add
+# on top of the model and its graph, when the settings do not say (settings.batch_memory_mb). On a
+# CPU a batch is no faster than a loop (measured: an HVP costs the same at 1 or 16 probes per batch
+# at n = 64 and 256, SmolLM2), so the budget is small; on a GPU batches buy parallelism.
+DEFAULT_BATCH_MEMORY_MB = {"cpu": 512, "cuda": 4096}
+
+
+def batch_memory_bytes(lm: LoadedModel, batch_memory_mb: int | None) -> int:
+    """The batch memory budget in bytes: `batch_memory_mb`, or the device's default."""
+    mb = batch_memory_mb if batch_memory_mb is not None else DEFAULT_BATCH_MEMORY_MB.get(lm.device.type, 4096)
+    return int(mb) * 2**20
+
+
+def items_that_fit(cap: int, item_bytes: int, budget_bytes: int) -> int:
+    """How many items of `item_bytes` one batched pass takes: as many as fit `budget_bytes`, at
+    most `cap` and at least 1. Every batched loop sizes its batches with this, so a longer context
+    means smaller batches and peak memory grows linearly in n, not with n times a copy count."""
+    return max(1, min(int(cap), int(budget_bytes) // max(1, int(item_bytes))))

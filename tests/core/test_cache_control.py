@@ -7,6 +7,7 @@ import pytest
 
 from heta_lite import HetaSettings, TargetSpec
 from heta_lite.methods.heta.cost import estimate_memory, fit_memory
+from heta_lite.methods.heta.curvature import probes_per_batch
 from heta_lite.cache import HetaCache, ModelIdentity
 from heta_lite.control import JobControl
 from heta_lite.engine import explain
@@ -93,14 +94,15 @@ def test_time_limit(smollm):
 
 
 def test_memory_estimate_refuses_an_oversized_job(smollm):
-    s = HetaSettings.preset("accurate")
+    s = HetaSettings.preset("accurate", batch_memory_mb=8192)  # several probes per pass at n = 512
     need = estimate_memory(smollm, 512, s)["peak"]
     with pytest.raises(ResourceLimitError, match="limit is 0.0 GiB"):
         fit_memory(smollm, 512, s, limit_bytes=10 * 2**20)
-    floor = estimate_memory(smollm, 512, s.replace(probe_batch=1, mask_batch=1))["peak"]
+    floor = estimate_memory(smollm, 512, s.replace(batch_memory_mb=1))["peak"]  # one probe, one copy per pass
     assert floor < need
     shrunk = fit_memory(smollm, 512, s, limit_bytes=(floor + need) // 2)
-    assert shrunk.probe_batch < s.probe_batch  # shrinks batches rather than refusing
+    assert estimate_memory(smollm, 512, shrunk)["peak"] <= (floor + need) // 2
+    assert probes_per_batch(smollm, 512, shrunk) < probes_per_batch(smollm, 512, s)  # smaller batches, not a refusal
     assert (shrunk.num_probes, shrunk.estimator) == (s.num_probes, s.estimator)  # results unchanged
     with pytest.raises(ResourceLimitError):
         explain(smollm, PROMPT, TargetSpec(position=12, chat=False), s, memory_limit_bytes=10 * 2**20)

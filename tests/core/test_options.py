@@ -36,7 +36,9 @@ def _valid_other(cls, f, opt):
         return not f.default
     if opt.low is not None:
         base = opt.low + (1 if opt.low_open or f.default == opt.low else 0)
-        return type(f.default)(base + 1) if f.default is not None else float(base + 1)
+        if f.default is not None:
+            return type(f.default)(base + 1)
+        return (int if str(f.type).startswith("int") else float)(base + 1)  # 'int | None' / 'float | None'
     return 7
 
 

@@ -9,10 +9,10 @@ expressed in those units, with counts from the estimators' definitions (spec 'Co
                    or ~ 0.6 * taylor_vocab HVPs (Taylor: one logit VJP each)
 `plan_for_budget` picks the best preset that fits a time budget and says what it picked.
 
-Memory: parameters + activations of the passes that run at once (the shared graph, one batch
-of probes through the double backward, one batch of masked copies with their key/value
-cache). `fit_memory` shrinks the batch sizes until the estimate fits the limit, or refuses
-with a message that names the limit. Method-independent pieces: heta_lite/models/footprint.py.
+Memory: what the passes that run at once add (the shared graph, one batch of probes through the
+double backward, one chunk of masked copies with their key/value caches), each batch sized by the
+batch memory budget. `fit_memory` halves that budget until the estimate fits the limit, or
+refuses with a message that names the limit. Method-independent pieces: heta_lite/models/footprint.py.
 """
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ import torch
 
 from ...cache import ModelIdentity
 from ...errors import ResourceLimitError
-from ...models.footprint import activation_bytes, memory_limit
+from ...models.footprint import activation_bytes, batch_memory_bytes, memory_limit
 from ...models.loader import LoadedModel
 from ...settings import QUALITIES, HetaSettings
-from ..masking import masked_copy_bytes
-from .curvature import TargetGraph
+from ..masking import masked_pass_bytes
+from .curvature import TargetGraph, graph_bytes, probe_bytes, probes_per_batch
 
 BUCKET = 32
 _CALIBRATION: dict[tuple, "Calibration"] = {}
@@ -131,31 +131,34 @@ def plan_for_budget(lm: LoadedModel, n: int, n_scored: int, budget_s: float, **o
 
 
 def estimate_memory(lm: LoadedModel, n: int, s: HetaSettings) -> dict[str, int]:
-    """Peak bytes beyond what is already resident, per stage; 'peak' is the max over stages."""
-    # Factors fitted on SmolLM2 at n = 128 (measured peak RSS 2.0 / 3.2 GiB for 4 / 16 probes per
-    # batch; estimate 2.1 / 3.7): the create_graph backward keeps ~4.5x a forward's activations,
-    # each vmapped probe adds ~0.35x.
-    act = activation_bytes(lm, n, with_grad=True)
-    probe_b = min(s.probe_batch, max(s.num_probes, s.taylor_vocab if s.information == "taylor" else 1))
-    curvature = int(4.5 * act + 0.35 * probe_b * act)
-    information = s.mask_batch * masked_copy_bytes(lm, n) if s.information == "exact" else 0
+    """Peak bytes beyond what is already resident, per stage; 'peak' is the max over stages. Each
+    batched stage holds what the batch memory budget lets it (curvature.probes_per_batch,
+    masking.chunk_size), so every term grows linearly in n (experiments/bench_latency.py prints
+    this estimate beside the measured peak)."""
+    budget = batch_memory_bytes(lm, s.batch_memory_mb)
+    wanted = s.taylor_vocab if s.information == "taylor" else 1
+    probes = min(probes_per_batch(lm, n, s), max(s.num_probes, wanted))
+    curvature = graph_bytes(lm, n) + probes * probe_bytes(lm, n)
+    information = masked_pass_bytes(lm, n, s.mask_batch, budget) if s.information == "exact" else 0
     est = {"gate": activation_bytes(lm, n, with_grad=False), "curvature": curvature, "information": information}
     est["peak"] = max(est.values())
     return est
 
 
 def fit_memory(lm: LoadedModel, n: int, s: HetaSettings, limit_bytes: int | None = None) -> HetaSettings:
-    """Settings whose estimated peak fits `limit_bytes` (default: free memory now), shrinking the
-    batch sizes (never the results) first; ResourceLimitError if even batch 1 does not fit."""
+    """Settings whose estimated peak fits `limit_bytes` (default: 80% of the memory free now): the
+    batch memory budget is halved (smaller batches, never other results) until it fits;
+    ResourceLimitError if even one probe and one masked copy per pass do not."""
     limit = memory_limit(lm, limit_bytes)
     cur = s
     while estimate_memory(lm, n, cur)["peak"] > limit:
-        if cur.probe_batch == 1 and cur.mask_batch == 1:
+        mb = batch_memory_bytes(lm, cur.batch_memory_mb) // 2**20
+        if mb <= 1:
             need = estimate_memory(lm, n, cur)["peak"]
             raise ResourceLimitError(
                 f"Explaining {n} tokens needs about {need / 2**30:.1f} GiB but the limit is "
                 f"{limit / 2**30:.1f} GiB; shorten the prompt or lower max_tokens.")
-        cur = cur.replace(probe_batch=max(1, cur.probe_batch // 2), mask_batch=max(1, cur.mask_batch // 2))
+        cur = cur.replace(batch_memory_mb=max(1, mb // 2))
     return cur
 
 
@@ -173,8 +176,8 @@ def plan_heta(lm: LoadedModel, n: int, n_scored: int, settings: HetaSettings,
         notes.append(f"time budget: {plan.note}")
     fitted = fit_memory(lm, n, settings, memory_limit_bytes)
     if fitted != settings:
-        notes.append(f"memory: batches shrunk to probe_batch={fitted.probe_batch}, mask_batch={fitted.mask_batch} "
-                     "to fit the memory limit (results unchanged)")
+        notes.append(f"memory: batches shrunk to {fitted.batch_memory_mb} MiB per pass to fit the memory limit "
+                     "(results unchanged)")
     return fitted, notes
 
 

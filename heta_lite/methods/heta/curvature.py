@@ -2,9 +2,11 @@
 g(X) = log softmax(logits[p])[y] with respect to the context embeddings X (n x d).
 
 The Hessian is never formed. `TargetGraph` runs ONE forward and ONE create_graph backward;
-every HVP after that is a second backward through the same graph, and `probe_batch` probes
-share one batched (vmapped) backward: H v_b for all b at once. Measured on SmolLM2 at n = 64
-(CPU): 0.26 s per HVP this way, 1.0 s replicating the input in the batch, 1.25 s one by one.
+every HVP after that is a second backward through the same graph, and a batch of probes shares
+one vmapped backward: H v_b for all b at once. How many share it follows from the batch memory
+budget (`probes_per_batch`): on a CPU the batch buys nothing (SmolLM2, one thread: 1.50 s per HVP
+one at a time, 1.40 s sixteen at a time at n = 64; equal at n = 256) but each probe adds 0.6 of a
+forward's activations, so a long context gets small batches and memory stays linear in n.
 
 Estimators (probes R[k] ~ Rademacher, drawn once from a seeded CPU generator):
 - block (paper):  S_i = mean_k || (H r_{k,i})_i ||_1, r_{k,i} = R[k, i] on token i's block only
@@ -17,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from ...control import NO_CONTROL, JobControl
+from ...models.footprint import activation_bytes, batch_memory_bytes, items_that_fit
 from ...models.loader import LoadedModel
 from ...settings import HetaSettings
 from ...tensors import work_dtype
@@ -69,6 +72,26 @@ class TargetGraph:
             return self._vjp(self.logits, U)
 
 
+def graph_bytes(lm: LoadedModel, n: int) -> int:
+    """Memory of the shared graph (a differentiable forward and its create_graph backward) at n
+    tokens: 1.3 forwards' activations kept for the second backward. Fitted to peak RSS above the
+    resident weights on SmolLM2, one thread (graph + one probe: 337 / 1648 MiB measured at n = 64 /
+    256; with `probe_bytes` this gives 325 / 1690)."""
+    return int(1.3 * activation_bytes(lm, n, with_grad=True))
+
+
+def probe_bytes(lm: LoadedModel, n: int) -> int:
+    """What one more probe in a vmapped HVP batch adds at n tokens (measured on SmolLM2: 111 MiB at
+    n = 64, 530 MiB at n = 256, i.e. 0.62 of a forward's activations with grad). A logit VJP
+    (Taylor I) costs about the same."""
+    return int(0.62 * activation_bytes(lm, n, with_grad=True))
+
+
+def probes_per_batch(lm: LoadedModel, n: int, settings: HetaSettings) -> int:
+    """Probes per vmapped backward: as many as the batch memory budget holds, at most probe_batch."""
+    return items_that_fit(settings.probe_batch, probe_bytes(lm, n), batch_memory_bytes(lm, settings.batch_memory_mb))
+
+
 def hvp_batch(model, X: torch.Tensor, target_id: int, V: torch.Tensor) -> torch.Tensor:
     """H v_b for each v_b in V (B, n, d) at X (n, d) (convenience wrapper; builds its own graph)."""
     return TargetGraph(model, X, target_id).hvp(V)
@@ -83,7 +106,7 @@ def curvature_scores(lm: LoadedModel, X: torch.Tensor, target_id: int, scored: t
     graph = graph or TargetGraph(lm.model, X, target_id)
     R = rademacher_probes(settings.seed, m, n, d, X.dtype, X.device)
     S = torch.zeros(n, dtype=work_dtype(X.dtype), device=X.device)
-    B = max(1, settings.probe_batch)
+    B = probes_per_batch(lm, n, settings)
     if settings.estimator == "block":
         pairs = [(i, k) for i in torch.nonzero(scored).flatten().tolist() for k in range(m)]
         for start in range(0, len(pairs), B):

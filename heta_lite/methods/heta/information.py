@@ -12,11 +12,12 @@ import torch
 
 from ...control import NO_CONTROL, JobControl
 from ...errors import InputError
+from ...models.footprint import batch_memory_bytes
 from ...models.loader import LoadedModel
 from ...settings import HetaSettings
 from ...tensors import work_dtype
 from ..masking import mask_vector, masked_last_logits
-from .curvature import TargetGraph
+from .curvature import TargetGraph, probes_per_batch
 
 
 def kl_from_logits(logp: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
@@ -38,8 +39,9 @@ def information_scores(lm: LoadedModel, X: torch.Tensor, logits_p: torch.Tensor,
     if settings.mask == "delete" and n < 2:
         raise InputError("Mask 'delete' needs at least 2 context tokens; use mask 'zero'.", "mask")
     I = torch.zeros(n, dtype=wd, device=X.device)
+    budget = batch_memory_bytes(lm, settings.batch_memory_mb)
     for chunk, logits_q in masked_last_logits(lm, X, positions, settings.mask, settings.mask_batch, control,
-                                              cache, input_ids):
+                                              cache, input_ids, budget_bytes=budget):
         I[chunk] = kl_from_logits(logp, logits_q)
     return I
 
@@ -59,7 +61,7 @@ def information_taylor(lm: LoadedModel, X: torch.Tensor, graph: TargetGraph, sco
     w, top = P.topk(T)
     w = w / w.sum()
     dl = torch.zeros(T, X.shape[0], dtype=P.dtype, device=X.device)  # dl[v, i] = (J_i delta_i)_v
-    B = max(1, settings.probe_batch)
+    B = probes_per_batch(lm, X.shape[0], settings)
     for start in range(0, T, B):
         control.step("information", start, T)
         rows = top[start:start + B]
