@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from experiments.common import write_results
+from experiments.common import forward_backward_seconds, write_results
 from heta_lite.agreement import spearman, top_k_overlap
 from heta_lite import HetaSettings, TargetSpec
 from heta_lite.engine import explain_context, make_context
@@ -48,19 +49,27 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--prompts", help="JSONL file with a 'prompt' field (default: built-in list)")
     ap.add_argument("--limit", type=int, default=12)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     lm = load_model(args.model)
     prompts = load_prompts(args.prompts)[: args.limit]
     per = {q: {c: {"spearman": [], "top5": []} for c in ("final", "M", "S", "I")} for q in ("fast", "balanced")}
     times = {q: [] for q in ("fast", "balanced", "accurate")}
+    ratios = {q: [] for q in times}  # each time over the same context's forward+backward
     for k, prompt in enumerate(prompts):
         ctx = make_context(lm, prompt, TargetSpec(generated=0, max_new_tokens=1), HetaSettings())
         scored = np.asarray(ctx.scored)
+        forward_backward_seconds(lm, ctx.input_ids, ctx.target_id)  # warm-up
+        fb = float(np.median([forward_backward_seconds(lm, ctx.input_ids, ctx.target_id) for _ in range(3)]))
         acc = explain_context(lm, ctx, HetaSettings.preset("accurate"))
         times["accurate"].append(acc.timings["attribution_total"])
+        ratios["accurate"].append(acc.timings["attribution_total"] / fb)
         for q in ("fast", "balanced"):
             exp = explain_context(lm, ctx, HetaSettings.preset(q))
             times[q].append(exp.timings["attribution_total"])
+            ratios[q].append(exp.timings["attribution_total"] / fb)
             pairs = {"final": (exp.scores, acc.scores)}
             pairs.update({c: (exp.result.components[c].normalised, acc.result.components[c].normalised)
                           for c in ("M", "S", "I")})
@@ -77,11 +86,13 @@ def main(argv=None) -> None:
             rows.append([q, c, float(sp), float(np.nanmin(per[q][c]["spearman"])), float(t5)])
     for q, ts in times.items():
         summary[f"{q}/mean_seconds"] = float(np.mean(ts))
+        summary[f"{q}/mean_x_forward_backward"] = float(np.mean(ratios[q]))
     cmd = "python -m experiments.bench_agreement " + " ".join(argv if argv is not None else sys.argv[1:])
     write_results("agreement", {"model": lm.describe(), "prompts": len(prompts), "summary": summary, "per_item": per},
                   ["preset", "component", "Spearman vs accurate (mean)", "Spearman (min)", "top-5 overlap"], rows,
-                  cmd.strip(), notes=("Mean attribution seconds: " + ", ".join(f"{q} {np.mean(t):.1f} s"
-                                                                              for q, t in times.items())
+                  cmd.strip(), notes=("Mean attribution time: " + ", ".join(
+                      f"{q} {np.mean(t):.1f} s ({np.mean(ratios[q]):.1f}x the same context's forward+backward)"
+                      for q, t in times.items())
                                       + ". M is computed the same way in every preset, so its agreement is 1 by "
                                         "construction."))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from experiments.common import ids_of_length, pct, write_results
+from experiments.common import forward_backward_seconds, ids_of_length, pct, write_results
 from heta_lite import HetaSettings
 from heta_lite.control import JobControl
 from heta_lite.methods.heta.cost import estimate_memory
@@ -41,14 +41,7 @@ def run_engine(lm, ids, quality):
 
 
 def forward_backward(lm, ids) -> float:
-    from heta_lite.methods.logprob import target_logprob
-
-    X = lm.model.get_input_embeddings()(torch.tensor(ids[:-1], device=lm.device)).detach().requires_grad_(True)
-    t0 = time.perf_counter()
-    target_logprob(lm.model, X[None], ids[-1]).sum().backward()
-    if lm.device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
+    return forward_backward_seconds(lm, ids[:-1], ids[-1])
 
 
 def run_reference(lm, ids, quality) -> float:

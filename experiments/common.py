@@ -55,3 +55,17 @@ def write_results(name: str, data: dict[str, Any], table_header: list[str], rows
     mpath = RESULTS / f"{name}.md"
     mpath.write_text("\n".join(lines) + "\n")
     return jpath, mpath
+
+
+def forward_backward_seconds(lm, context_ids: list[int], target_id: int) -> float:
+    """One forward+backward of log p(target) to the input embeddings: the unit every benchmark
+    divides its times by, measured in the same run (this machine's speed varies with its load)."""
+    from heta_lite.methods.logprob import target_logprob
+
+    X = lm.model.get_input_embeddings()(torch.tensor(context_ids, device=lm.device)).detach().requires_grad_(True)
+    t0 = time.perf_counter()
+    target_logprob(lm.model, X[None], target_id).sum().backward()
+    if lm.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
