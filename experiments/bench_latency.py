@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from experiments.common import forward_backward_seconds, ids_of_length, pct, write_results
+from experiments.common import forward_backward_seconds, ids_of_length, pct, release_freed_memory, write_results
 from heta_lite import HetaSettings
 from heta_lite.control import JobControl
 from heta_lite.methods.heta.cost import estimate_memory
@@ -32,6 +32,7 @@ def run_engine(lm, ids, quality):
     scored = torch.ones(len(ids) - 1, dtype=torch.bool, device=lm.device)
     inp = MethodInput(lm=lm, input_ids=torch.tensor(ids[:-1]), X=X, target_id=ids[-1], scored=scored,
                       settings=HetaSettings.preset(quality), control=JobControl(), timer=StageTimer())
+    release_freed_memory()
     t0 = time.perf_counter()
     with PeakMemory(interval=0.01) as peak:
         res = get_method("heta").attribute(inp)
