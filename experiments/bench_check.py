@@ -10,25 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
-import torch
-
+from experiments.common import forward_backward_seconds
 from heta_lite import HetaSettings, TargetSpec, explain, load_model
 
 TEXT = ("The museum opened a new wing last spring, and visitors came from every town in the valley to see the "
         "paintings, the old maps, the clocks and the ship models that the collectors had given. The guide said "
         "that the oldest clock was made in the city of Prague more than four hundred years ago, and that it "
         "still kept good time, although nobody in the museum knew how to repair it when it stopped.")
-
-
-def forward_backward_seconds(lm, ids: list[int]) -> float:
-    X = lm.model.get_input_embeddings()(torch.tensor(ids)).detach().requires_grad_(True)
-    t0 = time.perf_counter()
-    out = lm.model(inputs_embeds=X[None], use_cache=False, logits_to_keep=1).logits[0, -1]
-    torch.log_softmax(out.float(), -1)[0].backward()
-    return time.perf_counter() - t0
 
 
 def main(argv=None) -> int:
@@ -47,7 +37,8 @@ def main(argv=None) -> int:
     for r in range(args.runs):
         s = HetaSettings.preset(args.quality, seed=r)
         exp = explain(lm, TEXT, target, s)
-        fb = statistics.median(forward_backward_seconds(lm, exp.context.input_ids) for _ in range(3))
+        ctx = exp.context
+        fb = statistics.median(forward_backward_seconds(lm, ctx.input_ids, ctx.target_id) for _ in range(3))
         rows.append({"check_s": exp.timings["faithfulness_check"], "total_s": exp.timings["attribution_total"],
                      "fwd_bwd_s": fb, "passed": exp.check.passed, "k": exp.check.k})
     med = {k: statistics.median(r[k] for r in rows) for k in ("check_s", "total_s", "fwd_bwd_s")}

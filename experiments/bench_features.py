@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from experiments.common import FILLER, write_results
+from experiments.common import FILLER, forward_backward_seconds, write_results
 
 QUESTION = "What is the capital of Australia?"
 CORRECTION = "No, that is not right. Answer with one city name."
@@ -69,17 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     ids, y = list(ctx.input_ids), ctx.target_id
     n = len(ids)
     x_ids = torch.tensor([ids], device=lm.device)
-    emb = lm.model.get_input_embeddings()
 
     def fwd():
         with torch.no_grad():
             return lm.model(input_ids=x_ids, use_cache=False, logits_to_keep=1).logits
 
     def fwd_bwd():
-        X = emb(x_ids).detach().requires_grad_(True)
-        logits = lm.model(inputs_embeds=X, use_cache=False, logits_to_keep=1).logits[0, -1]
-        torch.log_softmax(logits.float(), -1)[y].backward()
-        return X.grad
+        return forward_backward_seconds(lm, ids, y)
 
     rows: list[dict[str, Any]] = []
     t_fwd, _ = timed(fwd, args.repeats)
