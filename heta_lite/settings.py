@@ -16,12 +16,12 @@ from .options import check_options, option
 Estimator = Literal["block", "global"]
 MaskScheme = Literal["zero", "mean", "pad", "delete"]
 Combination = Literal["normalised", "raw"]
-InformationMode = Literal["exact", "taylor"]
+InformationMode = Literal["exact", "taylor", "auto"]
 
 ESTIMATORS = ("block", "global")
 MASK_SCHEMES = ("zero", "mean", "pad", "delete")
 COMBINATIONS = ("normalised", "raw")
-INFORMATION_MODES = ("exact", "taylor")
+INFORMATION_MODES = ("exact", "taylor", "auto")
 DERIVATIVE_PATHS = ("auto", "quantized", "dequantized")
 QUALITIES = ("fast", "balanced", "accurate")
 FRAMES = ("auto", "none")
@@ -39,9 +39,10 @@ class HetaSettings:
     combination: 'normalised' (S, I each sum to 1 over scored tokens) or 'raw' (paper's code).
     seed: seed of the Rademacher probes; same input + seed -> same output.
     max_tokens: context budget; longer contexts are refused with a message naming it.
-    information: 'exact' (one masked forward per token, the spec) or 'taylor' (second-order
-    Taylor estimate of the same KL from `taylor_vocab` logit gradients; the fast preset's
-    approximation, its agreement with 'exact' is measured in experiments/).
+    information: 'exact' (one masked forward per token, the spec), 'taylor' (second-order
+    Taylor estimate of the same KL from `taylor_vocab` logit gradients; its agreement with 'exact'
+    is measured in experiments/) or 'auto' (the fast preset's: exact whenever it costs no more
+    than the Taylor estimate, which holds for short contexts; `methods/heta/cost.resolve_information`).
     probe_batch / mask_batch: at most how many probes / masked copies share one pass (speed only,
     never changes results). batch_memory_mb: the memory one batched pass may add; the batches
     follow from it (a copy of n tokens costs ~n), so peak memory grows linearly in n whatever the
@@ -78,7 +79,8 @@ class HetaSettings:
     seed: int = option(0, low=0, high=2**63 - 1, api_high=2**31 - 1, help="seed of the probes and random draws")
     max_tokens: int = option(512, low=1, high=32768, api_high=1024, help="context token limit")
     information: InformationMode = option("exact", choices=INFORMATION_MODES,
-                                          help="KL term: exact masking or its Taylor estimate")
+                                          help="KL term: exact masking, its Taylor estimate, or auto (exact when it "
+                                          "is the cheaper)")
     taylor_vocab: int = option(32, low=1, high=4096, api_high=256,
                                help="Taylor estimate of I: logit gradients taken for this many top tokens")
     probe_batch: int = option(16, low=1, high=4096, api=False, help="probes / path points per backward (speed only)")

@@ -86,8 +86,31 @@ def calibrate(lm: LoadedModel, n: int, control=None) -> Calibration:
     return cal
 
 
+# One HVP costs about this many no-grad forwards of the same context (platform notes, SmolLM2 on
+# this CPU at n = 64: 1.25 s per HVP, 0.22 s per forward with attentions; 4 errs towards exact I).
+HVP_IN_FORWARDS = 4.0
+
+
+def information_costs(n_scored: int, s: HetaSettings) -> dict[str, float]:
+    """The two ways to get I, in forwards of the context: exact (one prefix pass, about n_scored/2
+    forwards of masked suffixes, the chunks' overlap) and Taylor (`taylor_vocab` logit VJPs at
+    ~0.6 HVP each)."""
+    return {"exact": 1 + n_scored / 2 + s.mask_batch / 2, "taylor": 0.6 * s.taylor_vocab * HVP_IN_FORWARDS}
+
+
+def resolve_information(s: HetaSettings, n_scored: int) -> HetaSettings:
+    """`information='auto'` (the fast preset's) made concrete: the exact KL whenever it costs no
+    more than the Taylor estimate (short contexts: n_scored <= 28 at the fast preset's settings),
+    else the estimate. Exact and Taylor settings are returned as they are."""
+    if s.information != "auto":
+        return s
+    cost = information_costs(n_scored, s)
+    return s.replace(information="exact" if cost["exact"] <= cost["taylor"] else "taylor")
+
+
 def estimate_seconds(cal: Calibration, n: int, n_scored: int, s: HetaSettings) -> dict[str, float]:
     """Seconds per stage (gate, graph, curvature, information) and their 'total', for n tokens."""
+    s = resolve_information(s, n_scored)
     scale = n / cal.n
     fwd, hvp, graph = cal.forward_s * scale, cal.hvp_s * scale, cal.graph_s * scale
     est = {"gate": 1.5 * fwd, "graph": graph}
@@ -135,6 +158,7 @@ def estimate_memory(lm: LoadedModel, n: int, s: HetaSettings) -> dict[str, int]:
     batched stage holds what the batch memory budget lets it (curvature.probes_per_batch,
     masking.chunk_size), so every term grows linearly in n (experiments/bench_latency.py prints
     this estimate beside the measured peak)."""
+    s = resolve_information(s, n)
     budget = batch_memory_bytes(lm, s.batch_memory_mb)
     wanted = s.taylor_vocab if s.information == "taylor" else 1
     probes = min(probes_per_batch(lm, n, s), max(s.num_probes, wanted))
@@ -174,6 +198,11 @@ def plan_heta(lm: LoadedModel, n: int, n_scored: int, settings: HetaSettings,
         plan = plan_for_budget(lm, n, n_scored, settings.time_budget_s, **keep)
         settings = plan.settings
         notes.append(f"time budget: {plan.note}")
+    if settings.information == "auto":
+        settings = resolve_information(settings, n_scored)
+        cost = information_costs(n_scored, settings)
+        notes.append(f"information: auto -> {settings.information} ({n_scored} scored tokens: the exact KL costs "
+                     f"about {cost['exact']:.0f} forwards, the Taylor estimate about {cost['taylor']:.0f})")
     fitted = fit_memory(lm, n, settings, memory_limit_bytes)
     if fitted != settings:
         notes.append(f"memory: batches shrunk to {fitted.batch_memory_mb} MiB per pass to fit the memory limit "
@@ -182,4 +211,4 @@ def plan_heta(lm: LoadedModel, n: int, n_scored: int, settings: HetaSettings,
 
 
 __all__ = ["Calibration", "Plan", "calibrate", "estimate_memory", "estimate_seconds", "estimate_seconds_long",
-           "fit_memory", "plan_for_budget", "plan_heta"]
+           "fit_memory", "information_costs", "plan_for_budget", "plan_heta", "resolve_information"]

@@ -19,7 +19,7 @@ from ...tensors import to_numpy
 from ..base import AttributionMethod, AttributionResult, Component, MethodInput
 from ..registry import register
 from .combine import combine, normalise_scored
-from .cost import plan_heta
+from .cost import plan_heta, resolve_information
 from .curvature import TargetGraph, curvature_scores
 from .gate import gate_scores
 from .information import information_scores, information_taylor
@@ -50,7 +50,8 @@ class Heta(AttributionMethod):
     components: ClassVar[tuple[str, ...]] = ("M", "S", "I")
 
     def needs_gradients(self, settings) -> bool:
-        return "S" in self.components or ("I" in self.components and settings.information == "taylor")
+        # 'auto' may become the Taylor estimate, which differentiates
+        return "S" in self.components or ("I" in self.components and settings.information != "exact")
 
     def plan(self, lm, n: int, n_scored: int, settings: HetaSettings,
              memory_limit_bytes: int | None = None) -> tuple[HetaSettings, list[str]]:
@@ -67,7 +68,8 @@ class Heta(AttributionMethod):
             gate = gate_scores(inp.lm, inp.X, inp.settings.gate)
             raw["M"] = to_numpy(gate.M_raw)
             logits = gate.logits
-        taylor = inp.settings.information == "taylor"
+        # `plan` resolved 'auto' already; a direct call (benchmarks, tests) resolves it here the same way
+        taylor = resolve_information(inp.settings, int(scored.sum())).information == "taylor"
         graph: list[TargetGraph] = []
 
         def shared_graph() -> TargetGraph:  # one differentiable forward for S and Taylor I, built on first use
