@@ -65,8 +65,8 @@ class IntegratedGradientsConfig:
 @register
 class IntegratedGradients(AttributionMethod):
     """Sundararajan et al. 2017, zero-embedding baseline, Riemann midpoint rule with `steps`
-    points (`IntegratedGradientsConfig.ig_steps`, default 32), as many points per pass as the batch memory budget holds (at most `probe_batch`);
-    per-token score |sum_d (x - x0) * mean_alpha grad|."""
+    points (`IntegratedGradientsConfig.ig_steps`, default 32), as many points per pass as the batch
+    memory budget holds (at most `probe_batch`); per-token score |sum_d (x - x0) * mean_alpha grad|."""
 
     name: ClassVar[str] = "integrated_gradients"
     uses_gradients: ClassVar[bool] = True

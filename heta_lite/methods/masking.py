@@ -90,7 +90,8 @@ def chunk_sizes(lm: LoadedModel, n: int, batch: int, budget_bytes: int | None) -
 
 def masked_pass_bytes(lm: LoadedModel, n: int, batch: int, budget_bytes: int | None) -> int:
     """Peak memory of the masked passes: the unmasked prefix cache plus the largest chunk."""
-    return kv_bytes(lm, n) + max(b * copy_bytes(lm, n - s, s) for s, b in chunk_sizes(lm, n, batch, budget_bytes).items())
+    chunks = chunk_sizes(lm, n, batch, budget_bytes)
+    return kv_bytes(lm, n) + max(b * copy_bytes(lm, n - s, s) for s, b in chunks.items())
 
 
 def masked_copy_bytes(lm: LoadedModel, n: int) -> int:
