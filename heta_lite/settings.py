@@ -41,8 +41,8 @@ class HetaSettings:
     max_tokens: context budget; longer contexts are refused with a message naming it.
     information: 'exact' (one masked forward per token, the spec), 'taylor' (second-order
     Taylor estimate of the same KL from `taylor_vocab` logit gradients; its agreement with 'exact'
-    is measured in experiments/) or 'auto' (the fast preset's: exact whenever it costs no more
-    than the Taylor estimate, which holds for short contexts; `methods/heta/cost.resolve_information`).
+    is measured in experiments/) or 'auto' (the fast preset's: exact while it costs at most twice
+    the Taylor estimate, i.e. short contexts; `methods/heta/cost.resolve_information`).
     probe_batch / mask_batch: at most how many probes / masked copies share one pass (speed only,
     never changes results). batch_memory_mb: the memory one batched pass may add; the batches
     follow from it (a copy of n tokens costs ~n), so peak memory grows linearly in n whatever the
@@ -79,8 +79,8 @@ class HetaSettings:
     seed: int = option(0, low=0, high=2**63 - 1, api_high=2**31 - 1, help="seed of the probes and random draws")
     max_tokens: int = option(512, low=1, high=32768, api_high=1024, help="context token limit")
     information: InformationMode = option("exact", choices=INFORMATION_MODES,
-                                          help="KL term: exact masking, its Taylor estimate, or auto (exact when it "
-                                          "is the cheaper)")
+                                          help="KL term: exact masking, its Taylor estimate, or auto (exact for "
+                                          "short contexts)")
     taylor_vocab: int = option(32, low=1, high=4096, api_high=256,
                                help="Taylor estimate of I: logit gradients taken for this many top tokens")
     probe_batch: int = option(16, low=1, high=4096, api=False, help="probes / path points per backward (speed only)")

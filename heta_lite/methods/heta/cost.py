@@ -6,7 +6,7 @@ expressed in those units, with counts from the estimators' definitions (spec 'Co
     gate         ~ 1.5 forwards
     curvature S  ~ n_scored * m HVPs (block) or m HVPs (global)
     information  ~ 1 + n_scored/2 + mask_batch/2 forwards of length n (exact, prefix-KV reuse),
-                   or ~ 0.6 * taylor_vocab HVPs (Taylor: one logit VJP each)
+                   or ~ taylor_vocab forwards (Taylor: one logit VJP each, about a forward)
 `plan_for_budget` picks the best preset that fits a time budget and says what it picked.
 
 Memory: what the passes that run at once add (the shared graph, one batch of probes through the
@@ -86,26 +86,29 @@ def calibrate(lm: LoadedModel, n: int, control=None) -> Calibration:
     return cal
 
 
-# One HVP costs about this many no-grad forwards of the same context (platform notes, SmolLM2 on
-# this CPU at n = 64: 1.25 s per HVP, 0.22 s per forward with attentions; 4 errs towards exact I).
-HVP_IN_FORWARDS = 4.0
+# One logit VJP of the Taylor estimate costs about one no-grad forward of the same context
+# (SmolLM2, CPU, one thread, n = 16: 8 VJPs 2.5-2.7 s, one forward 0.3-0.36 s).
+VJP_IN_FORWARDS = 1.0
+# 'auto' takes the exact KL while it costs at most this many times the Taylor estimate: measured
+# at n = 16 (fast preset), the information stage went from 2.6 to 4.5 s and the whole explanation
+# from 8.0 to 9.6 s (+20%) for the spec's exact I instead of an estimate that ranks poorly.
+AUTO_EXACT_FACTOR = 2.0
 
 
 def information_costs(n_scored: int, s: HetaSettings) -> dict[str, float]:
     """The two ways to get I, in forwards of the context: exact (one prefix pass, about n_scored/2
-    forwards of masked suffixes, the chunks' overlap) and Taylor (`taylor_vocab` logit VJPs at
-    ~0.6 HVP each)."""
-    return {"exact": 1 + n_scored / 2 + s.mask_batch / 2, "taylor": 0.6 * s.taylor_vocab * HVP_IN_FORWARDS}
+    forwards of masked suffixes, the chunks' overlap) and Taylor (`taylor_vocab` logit VJPs)."""
+    return {"exact": 1 + n_scored / 2 + s.mask_batch / 2, "taylor": s.taylor_vocab * VJP_IN_FORWARDS}
 
 
 def resolve_information(s: HetaSettings, n_scored: int) -> HetaSettings:
-    """`information='auto'` (the fast preset's) made concrete: the exact KL whenever it costs no
-    more than the Taylor estimate (short contexts: n_scored <= 28 at the fast preset's settings),
-    else the estimate. Exact and Taylor settings are returned as they are."""
+    """`information='auto'` (the fast preset's) made concrete: the exact KL while it costs at most
+    AUTO_EXACT_FACTOR times the Taylor estimate (short contexts: n_scored <= 22 at the fast preset's
+    settings), else the estimate. Exact and Taylor settings are returned as they are."""
     if s.information != "auto":
         return s
     cost = information_costs(n_scored, s)
-    return s.replace(information="exact" if cost["exact"] <= cost["taylor"] else "taylor")
+    return s.replace(information="exact" if cost["exact"] <= AUTO_EXACT_FACTOR * cost["taylor"] else "taylor")
 
 
 def estimate_seconds(cal: Calibration, n: int, n_scored: int, s: HetaSettings) -> dict[str, float]:
@@ -119,7 +122,7 @@ def estimate_seconds(cal: Calibration, n: int, n_scored: int, s: HetaSettings) -
         # about n^2/2 token-positions recomputed: n/2 forwards of length n, plus one prefix pass
         est["information"] = fwd * (1 + n_scored / 2 + s.mask_batch / 2)
     else:
-        est["information"] = hvp * 0.6 * s.taylor_vocab  # a logit VJP costs a bit over half an HVP
+        est["information"] = fwd * VJP_IN_FORWARDS * s.taylor_vocab
     est["total"] = sum(est.values())
     return est
 

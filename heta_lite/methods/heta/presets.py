@@ -2,8 +2,8 @@
 
 accurate = the paper's estimator and probe count (block, m = 10): n*m HVPs, exact KL.
 balanced = Hutchinson 'global' estimator, m = 16 HVPs in total, exact KL.
-fast     = global m = 4; the exact KL when it costs no more than the Taylor estimate (short contexts),
-           else the Taylor estimate (no masked forwards): information 'auto', cost.resolve_information.
+fast     = global m = 4; the exact KL while it costs at most twice the Taylor estimate (short
+           contexts), else the Taylor estimate (no masked forwards): information 'auto', cost.resolve_information.
 Agreement of fast/balanced with accurate is measured by experiments/bench_agreement.py
 (results in experiments/results/ and docs/method.md). `HetaSettings.preset(q, **overrides)` reads
 them here; the cost model (cost.py) picks among them for a time budget.
