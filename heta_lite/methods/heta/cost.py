@@ -163,8 +163,10 @@ def estimate_memory(lm: LoadedModel, n: int, s: HetaSettings) -> dict[str, int]:
     this estimate beside the measured peak)."""
     s = resolve_information(s, n)
     budget = batch_memory_bytes(lm, s.batch_memory_mb)
+    # how many probe vectors there are to batch: block S has one per (scored token, probe)
+    hvps = n * s.num_probes if s.estimator == "block" else s.num_probes
     wanted = s.taylor_vocab if s.information == "taylor" else 1
-    probes = min(probes_per_batch(lm, n, s), max(s.num_probes, wanted))
+    probes = min(probes_per_batch(lm, n, s), max(hvps, wanted))
     curvature = graph_bytes(lm, n) + probes * probe_bytes(lm, n)
     information = masked_pass_bytes(lm, n, s.mask_batch, budget) if s.information == "exact" else 0
     est = {"gate": activation_bytes(lm, n, with_grad=False), "curvature": curvature, "information": information}

@@ -70,3 +70,18 @@ def test_a_tight_budget_batches_fewer_probes_with_the_same_curvature(tiny, monke
     tight = curvature_scores(lm, X, 5, scored, s.replace(batch_memory_mb=1))
     assert sizes == [3, 3, 2]
     np.testing.assert_allclose(tight.numpy(), full.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_the_estimate_counts_the_probes_a_pass_really_takes(tiny):
+    """Block S batches (token, probe) pairs, n * m of them: a pass is as full as the budget and
+    probe_batch allow, not m probes (the estimate read 0.65 of the measured peak at n = 16 before)."""
+    from heta_lite.methods.heta.cost import estimate_memory
+    from heta_lite.methods.heta.curvature import graph_bytes, probe_bytes, probes_per_batch
+
+    lm, _ = tiny
+    s = HetaSettings.preset("accurate")  # block, m = 10: 120 HVPs at n = 12, 16 per pass
+    per_pass = probes_per_batch(lm, N, s)
+    assert per_pass == s.probe_batch == 16
+    assert estimate_memory(lm, N, s)["curvature"] == graph_bytes(lm, N) + per_pass * probe_bytes(lm, N)
+    g = HetaSettings.preset("balanced", num_probes=3)  # global: only 3 probes to batch
+    assert estimate_memory(lm, N, g)["curvature"] == graph_bytes(lm, N) + 3 * probe_bytes(lm, N)
