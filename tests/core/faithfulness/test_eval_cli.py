@@ -74,6 +74,22 @@ def test_selection_metrics_write_their_summary_and_plots(tmp_path):
         assert (out / f).stat().st_size > 0
 
 
+def test_eval_items_file_keeps_only_the_listed_items(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "prompt": "The capital of France is", "answer": "Paris"}) + "\n"
+                            for i in ("keep", "drop")))
+    cmd = [sys.executable, "-m", "heta_lite.cli", "eval", "--dataset", str(data), "--methods", "attention",
+           "--metrics", "selection", "--draws", "1", "--out", str(tmp_path / "out")]
+    missing = subprocess.run(cmd + ["--items", str(tmp_path / "nope.items")], capture_output=True, text=True,
+                             timeout=600)
+    assert missing.returncode != 0 and "nope.items does not exist" in missing.stderr
+    (tmp_path / "k.items").write_text("keep\n\n")
+    r = subprocess.run(cmd + ["--items", str(tmp_path / "k.items")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert [x["item"] for x in rows] == ["keep"]
+
+
 def test_batch_command_skips_bad_lines_and_resumes(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text('{"id": "a", "prompt": "The capital of France is", "target_pos": 4}\nnot json\n'
