@@ -55,9 +55,10 @@ class HetaSettings:
     frame: 'auto' starts every context with frame tokens (spec 'Frame token': the chat template's
     opening, else the tokenizer's BOS, else the model's document separator), never scored;
     'none' is the authors' setting (nothing prepended), kept for comparison.
-    gate: the rollout of the gate M (spec 'Evaluation variants'): 'full' (all layers),
-    'last-quarter' (the last ceil(L/4) layers) or 'norm-mixing' (mixing by what each source adds
-    to the residual stream, Kobayashi et al. 2021).
+    gate: the rollout of the gate M (spec 'Evaluation variants'): 'last-quarter' (the last
+    ceil(L/4) layers; the default, chosen by the rule pre-registered in experiments/results/README.md
+    on the dev half, eval_v2/selection.md), 'full' (all layers, the authors' default) or
+    'norm-mixing' (mixing by what each source adds to the residual stream, Kobayashi et al. 2021).
     check: run the faithfulness check after the explanation (heta_lite/faithfulness/check.py:
     top-k deletion against random deletion, one extra batched forward).
     long_input: a prompt longer than max_tokens: 'window' (the frame + the last tokens that fit are
@@ -97,8 +98,9 @@ class HetaSettings:
     frame: str = option("auto", choices=FRAMES,
                         help="auto (default): start the context with frame tokens (chat template opening, BOS or "
                         "the model's document separator), never scored; none: nothing prepended (the authors' setting)")
-    gate: str = option("full", choices=GATES,
-                       help="rollout of the gate M: full (all layers), last-quarter, norm-mixing (docs/method.md)")
+    gate: str = option("last-quarter", choices=GATES,
+                       help="rollout of the gate M: last-quarter (the default, chosen on the evaluation's dev "
+                            "half), full (all layers), norm-mixing (docs/method.md)")
     check: bool = option(True, negate_flag="--no-check",
                          help="run the faithfulness check (top-k vs random deletion) after the explanation "
                          "(--no-check skips it)")

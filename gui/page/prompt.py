@@ -58,13 +58,15 @@ class PromptPanel:
             with ui.expansion("Advanced settings", icon="tune").classes("w-full").props("dense"):
                 with ui.row().classes("items-center gap-4"):
                     self.frame_sel = ui.select({"auto": "auto (frame tokens first)", "none": "none (authors' setting)"},
-                                               value="auto", label="Frame").classes("w-56").mark("frame") \
+                                               value=HetaSettings.frame, label="Frame").classes("w-56") \
+                        .mark("frame") \
                         .tooltip("auto: the model sees a frame token (chat template opening, BOS or its document "
                                  "separator) before your text, so your first word is not the attention sink; "
                                  "none: nothing prepended, for comparison with the paper")
-                    self.gate_sel = ui.select({g: g for g in GATES}, value="full", label="Gate").classes("w-40") \
-                        .mark("gate").tooltip("rollout of the gate M: full (all layers), last-quarter (last "
-                                              "quarter of the layers), norm-mixing (mixing by value norms)")
+                    self.gate_sel = ui.select({g: g for g in GATES}, value=HetaSettings.gate, label="Gate") \
+                        .classes("w-40").mark("gate") \
+                        .tooltip("rollout of the gate M: last-quarter (the default, chosen on the dev half of the "
+                                 "pre-registered evaluation), full (all layers), norm-mixing (mixing by value norms)")
                     self.long_sel = ui.select({"window": "window (explain the last part)", "refuse": "refuse"},
                                               value="window", label="Prompts over the token limit").classes("w-64") \
                         .mark("long-input").tooltip("window: the model sees the frame and the last tokens that fit; "

@@ -15,6 +15,7 @@ import torch
 
 from heta_lite import HetaSettings, TargetSpec, explain, load_model
 from heta_lite.cache import HetaCache, ModelIdentity, _digest, cache_key
+from heta_lite.settings import GATES
 from heta_lite.engine import make_context, report_key
 from heta_lite.frame import NO_FRAME, Frame
 from heta_lite.settings import COMBINATIONS, DERIVATIVE_PATHS, ESTIMATORS, FRAMES, GATES, INFORMATION_MODES, \
@@ -204,7 +205,8 @@ def test_a_changed_setting_is_a_miss_and_the_same_setting_a_hit(tiny_modes, tmp_
     target = TargetSpec(position=12, chat=False)
     s = HetaSettings.preset("fast")
     explain(lm, LONG, target, s, cache=cache)
-    for changed in (s.replace(seed=1), s.replace(gate="last-quarter"), s.replace(beta=0.2), s.replace(frame="none")):
+    other_gate = next(g for g in GATES if g != s.gate)
+    for changed in (s.replace(seed=1), s.replace(gate=other_gate), s.replace(beta=0.2), s.replace(frame="none")):
         res = explain(lm, LONG, target, changed, cache=cache)
         assert "cache_hit" not in res.timings, changed
         _same(res, explain(lm, LONG, target, changed))

@@ -149,13 +149,19 @@ def _normalise(x, scored):
 
 
 def reference_heta(model, input_ids, target_id, scored, *, estimator="block", num_probes=3, mask="zero", seed=0,
-                   beta=0.5, gamma=0.5, combination="normalised", mask_embedding=None):
+                   beta=0.5, gamma=0.5, combination="normalised", mask_embedding=None, gate="full"):
+    """HETA as the spec writes it. gate: 'full' is the Component 1 rollout above; the declared
+    variants ('last-quarter', 'norm-mixing') come from tests/reference/gate_variants.py."""
     input_ids = torch.as_tensor(input_ids)
     scored = torch.as_tensor(scored, dtype=torch.bool).cpu()
     with torch.no_grad():
         X = model.get_input_embeddings()(input_ids).detach()
     n, d = X.shape
     M_raw, logits = reference_gate(model, X)
+    if gate != "full":
+        from .gate_variants import reference_gate_variant  # it imports this module
+
+        M_raw = reference_gate_variant(model, X, gate)
 
     g = torch.Generator().manual_seed(seed)
     R = (torch.randint(0, 2, (num_probes, n, d), generator=g) * 2 - 1).to(X.dtype)

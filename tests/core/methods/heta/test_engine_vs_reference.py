@@ -45,7 +45,8 @@ def _reference(lm, ids, scored, settings, target_id):
     emb = lm.model.get_input_embeddings().weight[PAD_ID].detach()
     return reference_heta(lm.model, ids, target_id, scored, estimator=settings.estimator,
                           num_probes=settings.num_probes, mask=settings.mask, seed=settings.seed, beta=settings.beta,
-                          gamma=settings.gamma, combination=settings.combination, mask_embedding=emb)
+                          gamma=settings.gamma, combination=settings.combination, mask_embedding=emb,
+                          gate=settings.gate)
 
 
 @pytest.mark.parametrize("arch", ["qwen2", "llama", "gpt2"])
