@@ -15,7 +15,6 @@ import torch
 
 from heta_lite import HetaSettings, TargetSpec, explain, load_model
 from heta_lite.cache import HetaCache, ModelIdentity, _digest, cache_key
-from heta_lite.settings import GATES
 from heta_lite.engine import make_context, report_key
 from heta_lite.frame import NO_FRAME, Frame
 from heta_lite.settings import COMBINATIONS, DERIVATIVE_PATHS, ESTIMATORS, FRAMES, GATES, INFORMATION_MODES, \
