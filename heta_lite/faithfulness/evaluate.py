@@ -454,8 +454,13 @@ def _plots(rows: list[dict], methods: list[str], out_dir: Path) -> None:
     import matplotlib.pyplot as plt
 
     x = np.arange(len(K_LABELS))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, mode in zip(axes, ("zero", "delete")):
+    modes = [mode for mode in ("zero", "delete") if any(f"deletion_{mode}" in r for r in rows)]
+    if not modes:
+        return
+    rows = [r for r in rows if all(f"deletion_{mode}" in r for mode in modes)]
+    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4.5), squeeze=False)
+    axes = axes[0]
+    for ax, mode in zip(axes, modes):  # `--metrics selection` measures deletion by zeroing only
         for m in methods:
             curves = [_curve(r, mode, "drop_top") for r in rows if r["method"] == m]
             if curves:
@@ -468,14 +473,14 @@ def _plots(rows: list[dict], methods: list[str], out_dir: Path) -> None:
         ax.set_title(f"deletion ({'zero embedding' if mode == 'zero' else 'token deleted'}): drop in p(target)")
         ax.set_xlabel("top-k tokens removed")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="best")
+    axes[-1].legend(fontsize=7, loc="best")
     fig.suptitle(f"{len({r['item'] for r in rows})} items (target in the model's top-5)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out_dir / "deletion_curves.png", dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for ax, mode in zip(axes, ("zero", "delete")):
+    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4), squeeze=False)
+    for ax, mode in zip(axes[0], modes):
         stats = [bootstrap_ci([r[f"aopc_{mode}"] for r in rows if r["method"] == m]) for m in methods]
         means = np.array([s[0] for s in stats])
         err = np.array([[s[0] - s[1] for s in stats], [s[2] - s[0] for s in stats]])
