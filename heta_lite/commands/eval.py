@@ -25,6 +25,9 @@ def add_parser(sub) -> None:
     p.add_argument("--split", choices=["all", "dev", "test"], default="all",
                    help="dev: base items with an even number, test: odd (an item and its swap share a half); "
                         "the summary covers that half only")
+    p.add_argument("--items", metavar="FILE",
+                   help="only the item ids listed in FILE, one per line (experiments/eligible_items.py writes "
+                        "the items a table can read)")
     p.add_argument("--draws", type=int, default=5, help="random draws for the random baselines")
     p.add_argument("--ig-steps", type=int, default=32, help="integrated gradients: points on the path")
     p.add_argument("--out", required=True, help="output folder (re-running resumes)")
@@ -54,6 +57,13 @@ def run(args) -> int:
         raise InputError(f"No usable items in {args.dataset} (orders: {args.orders}, split: {args.split}).",
                          "dataset")
     items = first_base_items(items, args.limit)
+    if args.items:
+        path = Path(args.items)
+        if not path.is_file():
+            raise InputError(f"Items file {path} does not exist.", "items")
+        keep = {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+        items = [it for it in items if it.id in keep]
+        print(f"{len(items)} items listed in {path}")
     lm = load_model(args.model, device=args.device, quantization=args.quant)
     if args.ig_steps < 1:
         raise InputError("--ig-steps must be >= 1.", "ig_steps")
