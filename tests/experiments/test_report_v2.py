@@ -47,3 +47,28 @@ def test_report_reads_common_items_splits_orders_and_checks_the_bars(tmp_path):
     assert rep["bars"]["all_pass"] is False
     md = markdown(rep)
     assert "## auto/dsa_qa" in md and "**no**" in md and "All bars met: no" in md
+
+
+def test_a_missing_rival_or_row_is_reported_not_passed(tmp_path):
+    """The dev half has no baseline rows, and a half in progress lacks some: neither may read as a
+    met (or failed) bar, and the report says which rows are still owed."""
+    for frame in FRAMES:
+        for s in SETS:
+            d = tmp_path / "test" / f"frame-{frame}" / s
+            d.mkdir(parents=True)
+            rows = [r for r in _rows(s, frame) if r["method"] != "saliency"]  # saliency never ran
+            rows = [r for r in rows if not (frame == "none" and s == "plain" and r["item"].startswith("plain-004"))]
+            d.joinpath("results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for s in SETS:
+        (tmp_path / "test" / f"{s}.items").write_text("".join(
+            f"{s}-{i:03d}-{o}\n" for i in range(6) for o in ("distractor_first", "evidence_first")))
+    (tmp_path / "selection.json").write_text(json.dumps({"default": "frame=auto, gate=last-quarter"}))
+    rep = build(tmp_path, "test")
+    aopc_bar = rep["bars"]["per_set"]["dsa_qa"]["aopc_at_least_attention_and_saliency"]
+    assert aopc_bar["pass"] is None and aopc_bar["saliency"] is None and aopc_bar["attention"] == 0.4
+    assert rep["bars"]["all_pass"] is None
+    assert rep["complete"] is False and rep["missing_rows"]["none/plain"] == 4  # 2 orders x 2 methods
+    assert rep["missing_rows"]["auto/dsa_qa"] == 0
+    md = markdown(rep)
+    assert "Incomplete: the run still owes rows" in md and "All bars met: not measured" in md
+    assert "saliency not measured" in md
