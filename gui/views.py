@@ -65,7 +65,7 @@ def check_html(report: dict) -> str:
     mark = "&#10003;" if c["passed"] else "&#10007;"
     tip = (f"deleting the top-{c['k']} tokens vs {c['draws']} random draws of {c['k']} scored tokens "
            f"(frame kept); the top-{c['k']} deletion lowered p more than {c['beats_draws']} of {c['draws']} draws")
-    return (f'<div class="heta-check" data-passed="{str(c["passed"]).lower()}" data-tip="{html.escape(tip)}" '
+    return (f'<div class="heta-check heta-tip" data-passed="{str(c["passed"]).lower()}" data-tip="{html.escape(tip)}" '
             f'style="color:{colour_}">{mark} Faithfulness check: {html.escape(c["verdict"])}. '
             f'p = {c["p_before"]:.3f} → {c["p_after_top"]:.3f} after deleting the top-{c["k"]} tokens, '
             f'{c["p_after_random"]:.3f} after deleting {c["k"]} random ones.</div>')
@@ -86,7 +86,8 @@ def risk_html(report: dict) -> str:
         tip = (f"logistic model on entropy, margin, logit-lens depth, punctuation and first-token shares, check; "
                f"fitted on {r.get('fitted_on', '?')}; held-out accuracy {r['test_accuracy']:.0%}, "
                f"AUC {r['test_auc']:.2f}")
-        parts.append(f'<span data-tip="{html.escape(tip)}">Risk that the answer is wrong: <b>{r["p_wrong"]:.0%}</b> '
+        parts.append(f'<span class="heta-tip" data-tip="{html.escape(tip)}">'
+                     f'Risk that the answer is wrong: <b>{r["p_wrong"]:.0%}</b> '
                      f'(this estimate was right on {r["test_accuracy"]:.0%} of held-out questions, AUC '
                      f'{r["test_auc"]:.2f})</span>')
     elif r.get("note", "").startswith("not shown"):
@@ -151,7 +152,8 @@ def legend_html() -> str:
     stops = "".join(f'<span style="background:{colour(x, 1.0)[0]};display:inline-block;width:14px;height:12px">'
                     "</span>" for x in (0.0, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.0))
     return (f'<div class="heta-legend text-xs text-gray-600">less influential {stops} more influential · '
-            '<span style="background:#eee;color:#999;padding:0 3px">grey</span> = template/special, not scored · '
+            '<span style="background:#eee;color:#999;padding:0 3px">grey</span> = frame/template/special, '
+            'not scored · '
             '<span class="heta-target" style="padding:0 3px">boxed</span> = the target · ␣ space, ↵ newline</div>')
 
 

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from heta_lite.settings import FRAMES, GATES, HetaSettings
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("quant-compare", help="compare HETA across quantization modes (speed, memory, agreement)",
@@ -23,6 +25,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", type=int, default=3, help="probe seeds for the Hessian-stability part (0: skip)")
     p.add_argument("--no-faithfulness", action="store_true", help="skip the deletion AOPC per mode")
     p.add_argument("--draws", type=int, default=5, help="random draws for the deletion baseline")
+    p.add_argument("--frame", choices=FRAMES, default=HetaSettings.frame, help="frame tokens (docs/method.md)")
+    p.add_argument("--gate", choices=GATES, default=HetaSettings.gate, help="rollout of the gate M (docs/method.md)")
     p.add_argument("--out", required=True, help="output folder (compare.json, compare.md, *.png)")
     p.set_defaults(func=run)
 
@@ -52,7 +56,8 @@ def run(args) -> int:
     if not items:
         raise InputError(f"No usable items in {args.dataset}.", "dataset")
     cfg = CompareConfig(model=args.model, modes=modes, presets=presets, seeds=args.seeds,
-                        faithfulness=not args.no_faithfulness, draws=args.draws, device=args.device)
+                        faithfulness=not args.no_faithfulness, draws=args.draws, device=args.device,
+                        frame=args.frame, gate=args.gate)
     total = len(modes) * len(presets) * len(items)
     start, done = time.monotonic(), [0]
 

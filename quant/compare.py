@@ -46,6 +46,8 @@ class CompareConfig:
     draws: int = 5  # random draws for the deletion baseline
     device: str | None = None
     max_tokens: int = 512
+    frame: str = HetaSettings.frame  # recorded in compare.json with the rest of the config
+    gate: str = HetaSettings.gate
 
 
 @dataclass
@@ -97,7 +99,7 @@ def run_mode(mode: str, items, cfg: CompareConfig, tick: Callable[[str], None]) 
     runs: list[ItemRun] = []
     with PeakMemory() as peak:
         for preset in cfg.presets:
-            settings = HetaSettings.preset(preset, max_tokens=cfg.max_tokens)
+            settings = HetaSettings.preset(preset, max_tokens=cfg.max_tokens, frame=cfg.frame, gate=cfg.gate)
             for it in items:
                 ctx = item_context(lm, it, settings)
                 t0 = time.perf_counter()
@@ -213,7 +215,8 @@ def markdown(summary: dict, command: str, n_items: int, machine: str) -> str:
     cfg = summary["config"]
     ref = summary["reference_mode"]
     lines = [f"# Quantization comparison: {cfg['model']}", "", f"`{command}`", "",
-             f"{n_items} items; presets {', '.join(cfg['presets'])}; reference mode `{ref}`; {machine}.", "",
+             f"{n_items} items; presets {', '.join(cfg['presets'])}; frame {cfg.get('frame', 'none')}, gate "
+             f"{cfg.get('gate', 'full')}; reference mode `{ref}`; {machine}.", "",
              "## Speed, memory, derivatives", "",
              "| mode | load s | " + " | ".join(f"{p} p50 / p95 s" for p in cfg["presets"])
              + " | footprint MiB | peak RSS MiB | peak torch GPU MiB | gradients/HVPs through | check (grad / HVP cosine) |",

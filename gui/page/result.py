@@ -68,7 +68,7 @@ class ResultPanel:
         self.settings_label.text = (
             f"Settings: method {report['method']} · quality {st['quality']} "
             f"({st['estimator']}, m={st['num_probes']}, mask {st['mask']}, KL "
-            f"{st.get('information')}) · model {report['model']['name']} "
+            f"{st.get('information')}) · gate {st['gate']} · frame {st['frame']} · model {report['model']['name']} "
             f"({report['model']['quantization']}) · took "
             f"{report['timings_s'].get('attribution_total', 0):.1f} s · peak RSS "
             f"{report['memory']['peak_rss_bytes'] / 2**20:.0f} MiB"

@@ -21,8 +21,8 @@ CSS = """
 .heta-strip { margin-bottom: 2px; }
 .heta-strip-name { display: inline-block; width: 1.6em; font-weight: bold; cursor: help; }
 .heta-legend { margin-top: 4px; }
-.heta-tok[data-tip], .heta-target[data-tip] { position: relative; }
-.heta-tok[data-tip]:hover::after, .heta-target[data-tip]:hover::after {
+.heta-tok[data-tip], .heta-target[data-tip], .heta-tip[data-tip] { position: relative; }
+.heta-tok[data-tip]:hover::after, .heta-target[data-tip]:hover::after, .heta-tip[data-tip]:hover::after {
   content: attr(data-tip); position: absolute; left: 0; top: 115%; z-index: 50; width: max-content; max-width: 460px;
   white-space: pre-line; background: #1e293b; color: #fff; padding: 5px 8px; border-radius: 5px;
   font-size: 12px; line-height: 1.45; font-family: 'DejaVu Sans Mono', monospace; pointer-events: none; }

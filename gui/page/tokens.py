@@ -87,6 +87,10 @@ class TokenPicker:
         from heta_lite.engine import explain_context
 
         lm, s, m, cache = self.ps.page_lm(self.state), self.prompt.settings(), self.prompt.method.value, self.state.cache
+        if s.frame != ctx.frame.setting:  # the tokens on the page were built with the other frame
+            self.show_error(f"The Frame setting changed to '{s.frame}' after Generate: press Generate again to "
+                            "rebuild the tokens with it (positions depend on the frame).")
+            return
         target_ctx = ctx.with_target(index)
 
         def job(control):

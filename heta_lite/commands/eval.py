@@ -76,7 +76,7 @@ def run(args) -> int:
 
 
 def _split_specs(text: str) -> list[str]:
-    """Split on commas outside brackets: 'heta[gate=full,frame=none],occlusion' -> two specs."""
+    """Split on commas outside brackets: 'heta[gate=full,mask=mean],occlusion' -> two specs."""
     out, depth, cur = [], 0, ""
     for ch in text:
         depth += (ch == "[") - (ch == "]")

@@ -127,7 +127,12 @@ def print_table(report: dict, top: int, stream) -> None:
     if report.get("derivatives"):
         d = report["derivatives"]
         print(f"derivatives ({report['model']['quantization']}): {d['path']}: {d['reason']}", file=stream)
+    c = report.get("faithfulness_check")
+    if c:
+        print(f"faithfulness check: {c['verdict']} (p = {c['p_before']:.4f}; {c['p_after_top']:.4f} after deleting "
+              f"the top-{c['k']} tokens, {c['p_after_random']:.4f} after deleting {c['k']} random ones)", file=stream)
     timings = report["timings_s"]
-    print(f"({report['method']}, quality {report['settings']['quality']}: "
+    st = report["settings"]
+    print(f"({report['method']}, quality {st['quality']}, gate {st['gate']}, frame {st['frame']}: "
           f"{timings.get('attribution_total', 0):.1f} s attribution, "
           f"peak RSS {report['memory']['peak_rss_bytes'] / 2**20:.0f} MiB)", file=stream)

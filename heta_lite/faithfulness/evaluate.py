@@ -60,7 +60,9 @@ def target_position(ctx, answer_start: int) -> int:
     raise HetaError("answer token not found")
 
 
-SPEC_KEYS = ("gate", "frame", "mask", "estimator", "information", "combination")
+# Not the frame: it is the run's (--frame), since every method of an item shares one context and
+# one set of random baselines.
+SPEC_KEYS = ("gate", "mask", "estimator", "information", "combination")
 
 
 def parse_method_spec(spec: str) -> tuple[str, dict[str, str]]:
@@ -75,6 +77,9 @@ def parse_method_spec(spec: str) -> tuple[str, dict[str, str]]:
     overrides = {}
     for part in filter(None, (p.strip() for p in body.split(","))):
         key, eq, value = part.partition("=")
+        if key.strip() == "frame":
+            raise InputError(f"Bad override {part!r} in {spec!r}: the frame is set for the whole run (--frame), "
+                             "since every method of an item is scored on the same context.", "methods")
         if not eq or key.strip() not in SPEC_KEYS:
             raise InputError(f"Bad override {part!r} in {spec!r}: use key=value with key in {SPEC_KEYS}.", "methods")
         overrides[key.strip()] = value.strip()

@@ -87,8 +87,8 @@ class ArchSpec:
 _LLAMA_LIKE = dict(layers="model.layers", attn="self_attn", value="v_proj", out_proj="o_proj")
 
 # Frame tokens per family (spec 'Frame token'). Tokenizers that add a BOS (Llama-2/3, Mistral,
-# Gemma, Phi-3) frame with it and never reach these; the rest (SmolLM2 on the llama
-# architecture, Qwen2/2.5/3, GPT-2) get the document separator prepended.
+# Gemma) frame with it and never reach these; the rest (SmolLM2 on the llama architecture,
+# Qwen2/2.5/3, GPT-2, and Phi-3, whose tokenizer adds none) get the document separator prepended.
 _LLAMA_SEPARATORS = ("<|endoftext|>", "<|begin_of_text|>", "<s>")  # SmolLM2 / Llama-3 / Llama-2
 
 ARCHITECTURES: dict[str, ArchSpec] = {

@@ -93,3 +93,28 @@ def test_head_importance_chart_has_one_cell_per_head_and_a_symmetric_scale():
     assert len(cells) == 6 and [0, 1, -2.0] in cells and [2, 0, 0.0] in cells  # [head, layer, drop]
     assert opts["visualMap"]["min"] == -2.0 and opts["visualMap"]["max"] == 2.0
     assert json.loads(json.dumps(opts)) == opts
+
+
+def test_frame_tokens_are_greyed_and_say_why():
+    frame = {**_tok(0, "<|endoftext|>", special=True), "origin": "frame"}
+    rep = {**_report([frame, _tok(1, "The")]), "frame": {"why": "the model's document separator"}}
+    out = heatmap_html(rep)
+    first = out.split("</span>")[0]
+    assert 'data-origin="frame"' in first and "background:#eee;color:#999;font-style:italic" in first
+    assert "never scored" in first and "document separator" in first  # the tooltip says why it is there
+    assert "frame/template/special" in legend_html()
+
+
+def test_check_line_has_the_verdict_numbers_and_a_hover_that_shows():
+    from gui.page.theme import CSS
+    from gui.views import check_html
+
+    c = {"k": 3, "draws": 5, "beats_draws": 4, "passed": True, "verdict": "the top tokens matter more than random ones",
+         "p_before": 0.77, "p_after_top": 0.12, "p_after_random": 0.70}
+    out = check_html({"faithfulness_check": c})
+    assert "the top tokens matter more than random ones" in out and "0.770 → 0.120" in out and "0.700" in out
+    assert 'class="heta-check heta-tip"' in out and "4 of 5 draws" in out
+    assert ".heta-tip[data-tip]:hover::after" in CSS  # the theme shows data-tip on hover for this class
+    failed = check_html({"faithfulness_check": {**c, "passed": False, "verdict": "no better than random"}})
+    assert 'data-passed="false"' in failed and "#b71c1c" in failed
+    assert check_html({"faithfulness_check": None}) == ""

@@ -62,6 +62,9 @@ async def test_full_workflow(state):
         await user.should_see("Most influential tokens")
         await user.should_see("What the model considered at this position")
         await user.should_see("Settings: method heta · quality fast")
+        await user.should_see("gate last-quarter · frame auto")
+        check = _one(user, "check").content  # the faithfulness check, under the heatmap, unasked
+        assert "Faithfulness check:" in check and "after deleting the top-" in check
         risk = _one(user, "risk").content  # failure risk with its measured accuracy, and the anomaly flags
         assert "held-out questions" in risk and ("No anomaly flags" in risk or "Unusual run" in risk)
         user.find("Download JSON report").click()
@@ -112,6 +115,22 @@ async def test_prompt_token_is_teacher_forced(state):
                               retries=20)
         user.find(marker="explain").click()
         await user.should_see("Why '␣France'?", retries=1800)
+
+
+async def test_changing_the_frame_after_generate_asks_for_a_new_generate(state):
+    async with user_simulation(root=lambda: build_page(state)) as user:
+        await user.open("/")
+        user.find("The capital of France is").click()
+        user.find(marker="generate").click()
+        await user.should_see("generated token at position 6,", retries=600)  # the frame is position 0
+        _one(user, "frame").value = "none"  # Advanced settings, after the tokens were built with the frame
+        user.find(marker="explain").click()
+        await user.should_see("The Frame setting changed to 'none' after Generate", retries=20)
+        user.find(marker="generate").click()  # rebuilt without the frame: one position fewer, and it explains
+        await user.should_see("generated token at position 5,", retries=600)
+        user.find(marker="explain").click()
+        await user.should_see("Why '", retries=1800)
+        await user.should_see("gate last-quarter · frame none")
 
 
 async def test_bad_input_is_answered_inline(state):

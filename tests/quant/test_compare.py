@@ -51,7 +51,10 @@ def test_quant_compare_end_to_end(tiny_folder, tmp_path, capsys):
         within = [spearman(r["seed_S"][0], r["seed_S"][1], r["scored"]) for r in rs]  # 2 seeds: one pair
         assert m["hessian_stability"]["within_mode_spearman"]["mean"] == pytest.approx(np.mean(within), abs=1e-12)
         assert all(r["seed_S"][0] == r["components"]["S"] for r in rs)  # seed 0 is the main run
+    assert (summary["config"]["frame"], summary["config"]["gate"]) == ("auto", "last-quarter")  # the defaults
+    assert all(not r["scored"][0] for rs in runs.values() for r in rs)  # position 0 is the frame, never scored
     md = (out / "compare.md").read_text()
+    assert "frame auto, gate last-quarter" in md
     assert "Agreement with `none`" in md and "Hessian stability" in md and "| 8bit |" in md
     assert {p.name for p in out.glob("*.png")} == {"latency.png", "agreement.png", "hessian_stability.png"}
 

@@ -51,6 +51,10 @@ def test_sync_explain_returns_a_valid_report(live_server):
     assert r.status_code == 200, r.text
     validate_report(r.json())
     assert r.headers["x-request-id"]
+    rep = r.json()  # issue #14: the frame, the chosen gate and the faithfulness check, unasked
+    assert (rep["settings"]["frame"], rep["settings"]["gate"]) == ("auto", "last-quarter")
+    assert rep["tokens"][0]["origin"] == "frame" and rep["faithfulness_check"]["verdict"]
+    assert rep["faithfulness_check"]["p_before"] == rep["target"]["prob"]
 
 
 def test_async_job_progress_stream_and_cancel(live_server):

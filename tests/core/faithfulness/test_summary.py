@@ -122,3 +122,17 @@ def test_one_order_only_has_no_worse_order_and_old_rows_get_tags_from_items(tmp_
     h = s["methods"]["heta"]
     assert h["n"] == 1 and h["dsa_distractor_first"]["mean"] == pytest.approx(-0.5)
     assert h["dsa_worse_order"]["mean"] is None  # a single order
+
+
+def test_method_specs_override_settings_but_never_the_frame():
+    from heta_lite.errors import InputError
+    from heta_lite.faithfulness.evaluate import parse_method_spec, spec_settings
+    from heta_lite.settings import HetaSettings
+
+    assert parse_method_spec("heta[gate=full, mask=mean]") == ("heta", {"gate": "full", "mask": "mean"})
+    name, s = spec_settings("heta-M[gate=norm-mixing]", HetaSettings())
+    assert name == "heta-M" and s.gate == "norm-mixing" and s.frame == "auto"
+    with pytest.raises(InputError, match="the frame is set for the whole run"):
+        parse_method_spec("heta[frame=none]")  # it once passed here and made every row an error row
+    with pytest.raises(InputError, match="key=value"):
+        parse_method_spec("heta[seed=3]")
