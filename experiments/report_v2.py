@@ -27,6 +27,17 @@ except ImportError:  # run as a script from experiments/
 METRICS = ("aopc_zero", "aopc_delete", "sufficiency", "soft_nc_ratio", "soft_ns_ratio", "first_token_mass")
 SEGMENTED = ("dsa_qa", "authors")  # the sets with evidence/distractor segments
 RIVALS = ("attention", "saliency")  # the bar: HETA's deletion AOPC at least theirs
+# Head to head (every metric here: higher is better): the default against each other method on the
+# same rows, rival minus default per (item, order), with a paired bootstrap interval.
+PAIRED = ("aopc_zero", "aopc_delete", "sufficiency", "soft_nc_ratio", "soft_ns_ratio") + tuple(
+    f"dsa_{o}" for o in ORDERS)
+
+
+def _value(row: dict, name: str):
+    """A row's value of a PAIRED metric; DSA per passage order (None on the other order's rows)."""
+    if name.startswith("dsa_"):
+        return row.get("dsa") if row.get("order") == name[4:] else None
+    return row.get(name)
 
 
 def stat(values) -> dict:
@@ -64,10 +75,39 @@ def build(root: Path, half: str = "test") -> dict:
     sel_path = root / "selection.json"
     default = json.loads(sel_path.read_text()).get("default") if sel_path.exists() else None
     missing = completeness(root, half, rows, methods)
+    head = None
+    if default:
+        frame, m = default_method(default)
+        head = {s: head_to_head([r for r in rows[(frame, s)] if r["item"] in items[s]], m) for s in SETS}
     return {"half": half, "items": {s: len(v) for s, v in items.items()}, "methods": methods,
             "rows": {f"{f}/{s}": len(v) for (f, s), v in rows.items()}, "missing_rows": missing,
             "complete": not any(missing.values()), "table": table, "default": default,
-            "bars": bars(table, default) if default else None}
+            "bars": bars(table, default) if default else None, "head_to_head": head}
+
+
+def head_to_head(rows: list[dict], default: str) -> dict:
+    """rival -> metric -> the mean of (rival - default) over the rows both have, its paired 95%
+    bootstrap interval, and who is ahead: "rival" or "default" when the interval excludes 0, else
+    "neither". A paired interval, because both methods are scored on the same items: the spread
+    between items (some targets are easy to knock out for every method) cancels."""
+    by = {}
+    for r in rows:
+        by.setdefault(r["method"], {})[(r["item"], r.get("order"))] = r
+    mine = by.get(default, {})
+    out: dict = {}
+    for rival, theirs in sorted(by.items()):
+        if rival == default:
+            continue
+        out[rival] = {}
+        for k in PAIRED:
+            pairs = [(_value(mine[key], k), _value(theirs[key], k)) for key in mine.keys() & theirs.keys()]
+            diffs = [b - a for a, b in pairs if a is not None and b is not None]
+            if not diffs:
+                continue
+            mean, lo, hi = bootstrap_ci(diffs)
+            ahead = "rival" if lo > 0 else "default" if hi < 0 else "neither"
+            out[rival][k] = {"diff": mean, "ci95": [lo, hi], "n": len(diffs), "ahead": ahead}
+    return out
 
 
 def default_method(default: str) -> tuple[str, str]:
@@ -149,14 +189,15 @@ def markdown(rep: dict) -> str:
     for key, block in rep["table"].items():
         if not block:
             continue
-        lines += [f"## {key}", "", "| method | AOPC zero | AOPC delete | Soft-NC ratio | Soft-NS ratio "
+        lines += [f"## {key}", "", "| method | AOPC zero | AOPC delete | sufficiency | Soft-NC ratio | Soft-NS ratio "
                   "| DSA distractor-first | DSA evidence-first | DSA pooled | first-content share "
                   "| first-content top-1 | check passed |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for m, b in block.items():
             rate = b["first_content_top1_rate"]
             chk = b["check_pass_rate"]
-            lines.append(f"| {m} | {_cell(b['aopc_zero'])} | {_cell(b['aopc_delete'])} | {_cell(b['soft_nc_ratio'])} | "
+            lines.append(f"| {m} | {_cell(b['aopc_zero'])} | {_cell(b['aopc_delete'])} | {_cell(b['sufficiency'])} | "
+                         f"{_cell(b['soft_nc_ratio'])} | "
                          f"{_cell(b['soft_ns_ratio'])} | {_cell(b['dsa_distractor_first'], True)} | "
                          f"{_cell(b['dsa_evidence_first'], True)} | {_cell(b['dsa_pooled'], True)} | "
                          f"{_cell(b['first_token_mass'])} | {'-' if rate is None else f'{rate:.0%}'} | "
@@ -172,7 +213,37 @@ def markdown(rep: dict) -> str:
                 lines.append(f"| {s} | {name} | {VERDICT[v['pass']]} | {nums} |")
         met = {True: "yes", False: "no", None: "not measured"}[b["all_pass"]]
         lines += ["", f"**All bars met: {met}.**", ""]
+    lines += _head_to_head_md(rep)
     return "\n".join(lines) + "\n"
+
+
+def _head_to_head_md(rep: dict) -> list[str]:
+    if not rep.get("head_to_head"):
+        return []
+    frame, m = default_method(rep["default"])
+    lines = [f"## Head to head: {m} (frame {frame}) against every other method", "",
+             "Rival minus default on the same rows, mean and paired 95% bootstrap interval; **rival** or "
+             "*default* marks who is ahead when the interval excludes 0. Higher is better on every metric.", ""]
+    for s, block in rep["head_to_head"].items():
+        metrics = [k for k in PAIRED if any(k in v for v in block.values())]
+        if not metrics:
+            continue
+        lines += [f"### {s}", "", "| rival | " + " | ".join(metrics) + " | rival ahead / default ahead |",
+                  "|---" * (len(metrics) + 2) + "|"]
+        for rival, res in block.items():
+            cells = []
+            for k in metrics:
+                v = res.get(k)
+                if v is None:
+                    cells.append("-")
+                    continue
+                text = f"{v['diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]"
+                cells.append({"rival": f"**{text}**", "default": f"*{text}*"}.get(v["ahead"], text))
+            wins = sum(v["ahead"] == "rival" for v in res.values())
+            losses = sum(v["ahead"] == "default" for v in res.values())
+            lines.append(f"| {rival} | " + " | ".join(cells) + f" | {wins} / {losses} |")
+        lines.append("")
+    return lines
 
 
 def main(argv=None) -> int:

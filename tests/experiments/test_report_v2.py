@@ -72,3 +72,42 @@ def test_a_missing_rival_or_row_is_reported_not_passed(tmp_path):
     md = markdown(rep)
     assert "Incomplete: the run still owes rows" in md and "All bars met: not measured" in md
     assert "saliency not measured" in md
+
+
+def test_head_to_head_pairs_rows_per_item_and_order(tmp_path):
+    """Rival minus default on the same (item, order): a constant gap is a clear lead either way, a
+    gap that changes sign from item to item is no lead, and DSA is compared within each order."""
+    from experiments.report_v2 import head_to_head
+
+    rows = []
+    for i in range(8):
+        for order in ("distractor_first", "evidence_first"):
+            base = {"item": f"dsa-{i:03d}-{order}", "order": order}
+            rows.append({**base, "method": "heta", "aopc_zero": 0.5 + i / 10, "soft_nc_ratio": 1.0,
+                         "dsa": 0.3 if order == "evidence_first" else -0.2})
+            rows.append({**base, "method": "saliency", "aopc_zero": 0.6 + i / 10,  # +0.1 on every item
+                         "soft_nc_ratio": 1.0 + (0.2 if i % 2 else -0.2),  # no lead
+                         "dsa": 0.1})
+    rows.append({"item": "dsa-999", "order": "distractor_first", "method": "saliency", "aopc_zero": 9.0})  # unpaired
+    h = head_to_head(rows, "heta")["saliency"]
+    assert abs(h["aopc_zero"]["diff"] - 0.1) < 1e-9 and h["aopc_zero"]["ahead"] == "rival"
+    assert h["aopc_zero"]["n"] == 16  # the unpaired row is left out
+    assert h["soft_nc_ratio"]["ahead"] == "neither" and h["soft_nc_ratio"]["ci95"][0] < 0 < h["soft_nc_ratio"]["ci95"][1]
+    assert abs(h["dsa_distractor_first"]["diff"] - 0.3) < 1e-9 and h["dsa_distractor_first"]["ahead"] == "rival"
+    assert abs(h["dsa_evidence_first"]["diff"] + 0.2) < 1e-9 and h["dsa_evidence_first"]["ahead"] == "default"
+    assert h["dsa_evidence_first"]["n"] == 8 and "sufficiency" not in h
+
+
+def test_report_has_the_head_to_head_section(tmp_path):
+    for frame in FRAMES:
+        for s in SETS:
+            d = tmp_path / "test" / f"frame-{frame}" / s
+            d.mkdir(parents=True)
+            d.joinpath("results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(s, frame)))
+    (tmp_path / "selection.json").write_text(json.dumps({"default": "frame=auto, gate=last-quarter"}))
+    rep = build(tmp_path, "test")
+    h = rep["head_to_head"]["plain"]
+    assert h["attention"]["aopc_zero"]["ahead"] == "default" and h["saliency"]["aopc_zero"]["ahead"] == "rival"
+    assert h["saliency"]["aopc_zero"]["n"] == 10  # the items common to both frames only
+    md = markdown(rep)
+    assert "## Head to head: heta[gate=last-quarter] (frame auto)" in md and "### plain" in md
