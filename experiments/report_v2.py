@@ -7,7 +7,7 @@ the default that `select_default.py` chose on the dev half.
 
 Written before any test-half number existed. Items: per set, those whose target is in the model's
 top-5 both with and without the frame (the rule the selection used), so both frames are compared
-on the same items. Writes <root>/<half>_report.{json,md}.
+on the same items. Writes <root>/<half>_report.{json,md} and <root>/<half>_dsa_by_order.png.
 """
 from __future__ import annotations
 
@@ -246,6 +246,44 @@ def _head_to_head_md(rep: dict) -> list[str]:
     return lines
 
 
+def dsa_plot(rep: dict, path: Path) -> bool:
+    """dsa_by_order.png: per set with segments and per frame, every method's mean DSA in each passage
+    order with its 95% interval; a method that follows the evidence is right of 0 in both colours,
+    one that favours the first passage has its two bars on opposite sides. False if nothing to plot."""
+    panels = [(f, s) for s in SEGMENTED for f in FRAMES if rep["table"].get(f"{f}/{s}")]
+    if not panels:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_methods = max(len(rep["table"][f"{f}/{s}"]) for f, s in panels)
+    rows = (len(panels) + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(11, rows * (0.42 * n_methods + 1.4)), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (f, s) in zip(axes.flat, panels):
+        block = rep["table"][f"{f}/{s}"]
+        names = list(block)
+        for j, (order, colour) in enumerate(zip(ORDERS, ("tab:red", "tab:blue"))):
+            st = [block[m][f"dsa_{order}"] for m in names]
+            y = np.arange(len(names)) + (j - 0.5) * 0.38
+            mean = np.array([np.nan if x["mean"] is None else x["mean"] for x in st])
+            err = np.array([[m - x["ci95"][0], x["ci95"][1] - m] if x["ci95"] else [0, 0] for m, x in zip(mean, st)]).T
+            ax.barh(y, mean, height=0.38, xerr=err, color=colour, alpha=0.8, label=order.replace("_", " "))
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_yticks(np.arange(len(names)), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(f"{s}, frame {f}", fontsize=10)
+        ax.set_xlabel("DSA (evidence - distractor)")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper center", ncol=2, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", default=str(Path(__file__).parent / "results" / "eval_v2"))
@@ -255,6 +293,7 @@ def main(argv=None) -> int:
     rep = build(root, args.half)
     (root / f"{args.half}_report.json").write_text(json.dumps(rep, indent=2) + "\n")
     (root / f"{args.half}_report.md").write_text(markdown(rep))
+    dsa_plot(rep, root / f"{args.half}_dsa_by_order.png")
     print(markdown(rep))
     return 0
 

@@ -111,3 +111,17 @@ def test_report_has_the_head_to_head_section(tmp_path):
     assert h["saliency"]["aopc_zero"]["n"] == 10  # the items common to both frames only
     md = markdown(rep)
     assert "## Head to head: heta[gate=last-quarter] (frame auto)" in md and "### plain" in md
+
+
+def test_dsa_plot_is_written_per_set_and_frame(tmp_path):
+    from experiments.report_v2 import dsa_plot
+
+    for frame in FRAMES:
+        for s in SETS:
+            d = tmp_path / "test" / f"frame-{frame}" / s
+            d.mkdir(parents=True)
+            d.joinpath("results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(s, frame)))
+    rep = build(tmp_path, "test")
+    out = tmp_path / "dsa.png"
+    assert dsa_plot(rep, out) and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not dsa_plot({"table": {}}, tmp_path / "none.png") and not (tmp_path / "none.png").exists()
