@@ -3,7 +3,7 @@
 passage order and pooled, the first-content-token share and top-1 rate, and the issue's bars for
 the default that `select_default.py` chose on the dev half.
 
-    python -m experiments.report_v2 [--root experiments/results/eval_v2] [--half test]
+    python -m experiments.report_v2 [--root experiments/results/eval_v2] [--half test] [--owed]
 
 Written before any test-half number existed. Items: per set, those whose target is in the model's
 top-5 both with and without the frame (the rule the selection used), so both frames are compared
@@ -288,8 +288,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", default=str(Path(__file__).parent / "results" / "eval_v2"))
     p.add_argument("--half", default="test", choices=["dev", "test"])
+    p.add_argument("--owed", action="store_true",
+                   help="print only the rows the run still owes per frame/set (no numbers: safe mid-run)")
     args = p.parse_args(argv)
     root = Path(args.root)
+    if args.owed:
+        rows = load_rows(root, args.half)
+        methods = sorted({r["method"] for v in rows.values() for r in v})
+        print(json.dumps(completeness(root, args.half, rows, methods)))
+        return 0
     rep = build(root, args.half)
     (root / f"{args.half}_report.json").write_text(json.dumps(rep, indent=2) + "\n")
     (root / f"{args.half}_report.md").write_text(markdown(rep))

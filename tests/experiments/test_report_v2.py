@@ -125,3 +125,17 @@ def test_dsa_plot_is_written_per_set_and_frame(tmp_path):
     out = tmp_path / "dsa.png"
     assert dsa_plot(rep, out) and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not dsa_plot({"table": {}}, tmp_path / "none.png") and not (tmp_path / "none.png").exists()
+
+
+def test_owed_prints_counts_only_and_writes_nothing(tmp_path, capsys):
+    """Mid-run, `--owed` says how much is left without showing (or writing) any test number."""
+    from experiments.report_v2 import main
+
+    d = tmp_path / "test" / "frame-auto" / "plain"
+    d.mkdir(parents=True)
+    d.joinpath("results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows("plain", "auto")[:3]))
+    (tmp_path / "test" / "plain.items").write_text("plain-000-distractor_first\nplain-000-evidence_first\n")
+    assert main(["--root", str(tmp_path), "--owed"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"auto/plain": 3, "none/plain": 6}  # 2 items x 3 methods; 3 rows exist, all under frame auto
+    assert not list(tmp_path.glob("test_report.*"))
