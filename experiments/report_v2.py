@@ -58,8 +58,20 @@ def method_block(rows: list[dict]) -> dict:
     out["first_content_top1_rate"] = float(np.mean(top1)) if top1 else None
     checks = [bool(r["check_passed"]) for r in rows if r.get("check_passed") is not None]
     out["check_pass_rate"] = float(np.mean(checks)) if checks else None
+    last = [last_token(r) for r in rows if r.get("top_tokens") and r.get("n")]
+    out["last_token_top1_rate"] = float(np.mean([t for t, _ in last])) if last else None
+    out["last_token_share_min"] = stat(share for _, share in last)
     out["n_items"] = len(rows)
     return out
+
+
+def last_token(row: dict) -> tuple[bool, float]:
+    """(is the last context token, the one at the predicting position, the row's top-1?, its share
+    of the attribution when it is among the row's top-5 tokens, else 0: a lower bound). With the
+    frame, the mass the first token lost can land here instead (dev half, docs/method.md)."""
+    last = row["n"] - 1
+    top = row["top_tokens"]
+    return top[0][0] == last, float(sum(w for i, _, w in top if i == last))
 
 
 def build(root: Path, half: str = "test") -> dict:
@@ -169,6 +181,10 @@ def _number(name: str, x) -> str:
     return f"{name} {x:+.3f}" if isinstance(x, float) else f"{name} {x}"
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
 def _cell(st: dict | None, signed: bool = False) -> str:
     if not st or st.get("mean") is None:
         return "-"
@@ -191,8 +207,8 @@ def markdown(rep: dict) -> str:
             continue
         lines += [f"## {key}", "", "| method | AOPC zero | AOPC delete | sufficiency | Soft-NC ratio | Soft-NS ratio "
                   "| DSA distractor-first | DSA evidence-first | DSA pooled | first-content share "
-                  "| first-content top-1 | check passed |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| first-content top-1 | last-token share (min) | last-token top-1 | check passed |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for m, b in block.items():
             rate = b["first_content_top1_rate"]
             chk = b["check_pass_rate"]
@@ -200,8 +216,9 @@ def markdown(rep: dict) -> str:
                          f"{_cell(b['soft_nc_ratio'])} | "
                          f"{_cell(b['soft_ns_ratio'])} | {_cell(b['dsa_distractor_first'], True)} | "
                          f"{_cell(b['dsa_evidence_first'], True)} | {_cell(b['dsa_pooled'], True)} | "
-                         f"{_cell(b['first_token_mass'])} | {'-' if rate is None else f'{rate:.0%}'} | "
-                         f"{'-' if chk is None else f'{chk:.0%}'} |")
+                         f"{_cell(b['first_token_mass'])} | {_pct(rate)} | {_cell(b['last_token_share_min'])} | "
+                         f"{_pct(b['last_token_top1_rate'])} | "
+                         f"{_pct(chk)} |")
         lines.append("")
     b = rep.get("bars")
     if b:

@@ -139,3 +139,16 @@ def test_owed_prints_counts_only_and_writes_nothing(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out == {"auto/plain": 3, "none/plain": 6}  # 2 items x 3 methods; 3 rows exist, all under frame auto
     assert not list(tmp_path.glob("test_report.*"))
+
+
+def test_last_token_diagnostic_reads_the_predicting_position():
+    """Top-1 is exact; the share is the last token's weight when it is in the top-5, else 0."""
+    from experiments.report_v2 import last_token, method_block
+
+    on_top = {"n": 10, "top_tokens": [[9, ":", 0.6], [3, " x", 0.2], [1, " y", 0.1]]}
+    second = {"n": 10, "top_tokens": [[3, " x", 0.5], [9, ":", 0.3]]}
+    absent = {"n": 10, "top_tokens": [[3, " x", 0.5], [8, " z", 0.3]]}
+    assert last_token(on_top) == (True, 0.6) and last_token(second) == (False, 0.3)
+    assert last_token(absent) == (False, 0.0)
+    b = method_block([on_top, second, absent, {"n": 4}])  # a row without top tokens is not counted
+    assert abs(b["last_token_top1_rate"] - 1 / 3) < 1e-12 and abs(b["last_token_share_min"]["mean"] - 0.3) < 1e-12
