@@ -10,6 +10,7 @@ keeps the triple of the error that ended it, so a job's failure answers like the
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 
@@ -102,6 +103,19 @@ class ClientLimited(HetaError):
     def __init__(self, message: str, retry_after_s: int, code: str = "rate_limited"):
         super().__init__(message)
         self.retry_after_s, self.code = retry_after_s, code  # code: rate_limited | too_many_jobs
+
+    @classmethod
+    def rate(cls, wait_s: float) -> "ClientLimited":
+        """Out of tokens for `wait_s` seconds: Retry-After is that wait rounded up (at least 1 s),
+        so a client that waits exactly as told is never early (the limiter allows 1e-9 tokens of
+        float slack), and never needlessly late."""
+        s = max(1, math.ceil(wait_s - 1e-9))
+        return cls(f"Too many requests; try again in {s} s.", s)
+
+    @classmethod
+    def jobs(cls, cap: int) -> "ClientLimited":
+        """Already `cap` unfinished jobs: retry when one ends (5 s is a hint, not a promise)."""
+        return cls(f"You already have {cap} jobs running or queued; wait for one to finish.", 5, code="too_many_jobs")
 
 
 class JobCancelled(HetaError):

@@ -122,11 +122,10 @@ class JobRunner:
         if counted:
             wait = limiter.take(self.client)
             if wait > 0:
-                raise ClientLimited(f"Too many requests; try again in {int(wait) + 1} s.", int(wait) + 1)
+                raise ClientLimited.rate(wait)
             cap = limiter.limits.concurrent_jobs
             if limiter.active_jobs(self.client, alive) >= cap:
-                raise ClientLimited(f"You already have {cap} jobs running or queued; wait for one to finish.", 5,
-                                    code="too_many_jobs")
+                raise ClientLimited.jobs(cap)
         texts = tuple(dict.fromkeys((*texts, *job_texts(self.ps))))
         job = self.state.submit(fn, texts=texts, kind=kind, owner=self.client, surface="gui")
         if counted:

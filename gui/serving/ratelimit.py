@@ -122,7 +122,7 @@ class RateLimiter:
             b.tokens = min(float(self.limits.burst), b.tokens + max(0.0, now - b.updated) * rate)
             b.updated = now
             need = max(1.0, min(float(n), float(self.limits.burst)))  # burst 0: nothing, as before
-            if b.tokens >= need:
+            if b.tokens >= need - 1e-9:  # float refill slack: a retry at the promised second succeeds
                 b.tokens -= n
                 return 0.0
             return (need - b.tokens) / rate if rate > 0 else 60.0

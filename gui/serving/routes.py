@@ -114,7 +114,7 @@ def user_router(state: AppState, limiter: RateLimiter, metrics: Metrics, client_
         and, for the default model, that it is ready. None: go ahead; else the refusal."""
         wait = limiter.take(client, cost)
         if wait > 0:
-            return error_response(ClientLimited(f"Too many requests; try again in {int(wait) + 1} s.", int(wait) + 1))
+            return error_response(ClientLimited.rate(wait))
         if body.model is None and body.quant is None and not state.ready:
             try:  # answer before any validation; the registry's state picks loading (503 + Retry-After) or failed
                 state.get()
@@ -127,8 +127,7 @@ def user_router(state: AppState, limiter: RateLimiter, metrics: Metrics, client_
         """One job for `client`: the concurrent-job cap, the queue, then 202 (async) or the result
         (sync: the wait, and a client that hangs up cancels the job)."""
         if limiter.active_jobs(client, _alive(state)) >= limiter.limits.concurrent_jobs:
-            return error_response(ClientLimited(f"You already have {limiter.limits.concurrent_jobs} jobs running or "
-                                                "queued; wait for one to finish.", 5, code="too_many_jobs"))
+            return error_response(ClientLimited.jobs(limiter.limits.concurrent_jobs))
         try:
             # the prompts stay out of the logs until the job ends (an async job outlives this request)
             job = state.submit(fn, texts=texts, kind=kind, owner=client, surface="api")

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from gui.serving import register_api
 from gui.serving.ratelimit import Limits, RateLimiter, client_id
 from gui.state import AppState
+from heta_lite.errors import ClientLimited
 from heta_lite.jobs import JobQueue
 
 LOOPBACK = ("127.0.0.1", "::1")
@@ -188,7 +189,7 @@ def test_retry_after_is_never_early_and_a_retry_then_succeeds(unloaded):
         r = _post(c)
         assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
         retry = int(r.headers["retry-after"])
-        assert 10 <= retry <= 11 and f"try again in {retry} s" in r.json()["error"]["message"]
+        assert retry == 10 and f"try again in {retry} s" in r.json()["error"]["message"]  # the wait, not 1 s more
         clock.advance(9.5)
         r = _post(c)
         assert r.status_code == 429 and int(r.headers["retry-after"]) == math.ceil(0.5)
@@ -321,3 +322,27 @@ def test_ipv6_clients_share_a_bucket_per_64():
     assert lim.start_job("2001:db8:9:9::1", "j1", lambda j: True)
     assert lim.start_job("2001:db8:9:9::2", "j2", lambda j: True)
     assert not lim.start_job("2001:db8:9:9::3", "j3", lambda j: True)  # the job cap is per /64 too
+
+
+def test_retry_after_rounds_the_wait_up_and_float_noise_does_not_add_a_second():
+    assert [ClientLimited.rate(w).retry_after_s for w in (0.0, 0.2, 1.0, 8.57, 10.0, 10.0 + 2e-15, 10.01)] == \
+        [1, 1, 1, 9, 10, 10, 11]
+    assert "try again in 9 s" in str(ClientLimited.rate(8.57)) and ClientLimited.rate(3).code == "rate_limited"
+    jobs = ClientLimited.jobs(2)
+    assert jobs.code == "too_many_jobs" and "already have 2 jobs" in str(jobs)
+
+
+def test_a_client_that_waits_exactly_as_told_gets_in_at_an_awkward_rate():
+    """rpm 7: one token per 8.571... s, so refill arithmetic lands near, not on, whole seconds. A
+    client that retries after exactly Retry-After seconds gets in every time; one second less does not."""
+    lim, clock = _limiter(rpm=7, burst=1)
+    assert lim.take("203.0.113.9") == 0
+    retries = []
+    for _ in range(8):
+        retry = ClientLimited.rate(lim.take("203.0.113.9")).retry_after_s
+        retries.append(retry)
+        clock.advance(retry - 1)
+        assert lim.take("203.0.113.9") > 0  # a second early is still early
+        clock.advance(1)
+        assert lim.take("203.0.113.9") == 0
+    assert retries[0] == 9 and set(retries) <= {8, 9}
