@@ -26,13 +26,19 @@ def _rows(s, frame):
     return rows
 
 
-def test_report_reads_common_items_splits_orders_and_checks_the_bars(tmp_path):
+def _write_half(root, keep=lambda frame, s, row: True):
+    """A test half of hand-made rows under `root`, and the dev selection's default."""
     for frame in FRAMES:
         for s in SETS:
-            d = tmp_path / "test" / f"frame-{frame}" / s
+            d = root / "test" / f"frame-{frame}" / s
             d.mkdir(parents=True)
-            d.joinpath("results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(s, frame)))
-    (tmp_path / "selection.json").write_text(json.dumps({"default": "frame=auto, gate=last-quarter"}))
+            rows = [r for r in _rows(s, frame) if keep(frame, s, r)]
+            d.joinpath("results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "selection.json").write_text(json.dumps({"default": "frame=auto, gate=last-quarter"}))
+
+
+def test_report_reads_common_items_splits_orders_and_checks_the_bars(tmp_path):
+    _write_half(tmp_path)
     rep = build(tmp_path, "test")
     assert rep["items"] == {s: 10 for s in SETS}  # item 5 (2 orders) dropped under both frames
     b = rep["table"]["auto/dsa_qa"]["heta[gate=last-quarter]"]
@@ -52,17 +58,11 @@ def test_report_reads_common_items_splits_orders_and_checks_the_bars(tmp_path):
 def test_a_missing_rival_or_row_is_reported_not_passed(tmp_path):
     """The dev half has no baseline rows, and a half in progress lacks some: neither may read as a
     met (or failed) bar, and the report says which rows are still owed."""
-    for frame in FRAMES:
-        for s in SETS:
-            d = tmp_path / "test" / f"frame-{frame}" / s
-            d.mkdir(parents=True)
-            rows = [r for r in _rows(s, frame) if r["method"] != "saliency"]  # saliency never ran
-            rows = [r for r in rows if not (frame == "none" and s == "plain" and r["item"].startswith("plain-004"))]
-            d.joinpath("results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _write_half(tmp_path, keep=lambda frame, s, r: r["method"] != "saliency"  # saliency never ran
+                and not (frame == "none" and s == "plain" and r["item"].startswith("plain-004")))
     for s in SETS:
         (tmp_path / "test" / f"{s}.items").write_text("".join(
             f"{s}-{i:03d}-{o}\n" for i in range(6) for o in ("distractor_first", "evidence_first")))
-    (tmp_path / "selection.json").write_text(json.dumps({"default": "frame=auto, gate=last-quarter"}))
     rep = build(tmp_path, "test")
     aopc_bar = rep["bars"]["per_set"]["dsa_qa"]["aopc_at_least_attention_and_saliency"]
     assert aopc_bar["pass"] is None and aopc_bar["saliency"] is None and aopc_bar["attention"] == 0.4
@@ -99,12 +99,7 @@ def test_head_to_head_pairs_rows_per_item_and_order(tmp_path):
 
 
 def test_report_has_the_head_to_head_section(tmp_path):
-    for frame in FRAMES:
-        for s in SETS:
-            d = tmp_path / "test" / f"frame-{frame}" / s
-            d.mkdir(parents=True)
-            d.joinpath("results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(s, frame)))
-    (tmp_path / "selection.json").write_text(json.dumps({"default": "frame=auto, gate=last-quarter"}))
+    _write_half(tmp_path)
     rep = build(tmp_path, "test")
     h = rep["head_to_head"]["plain"]
     assert h["attention"]["aopc_zero"]["ahead"] == "default" and h["saliency"]["aopc_zero"]["ahead"] == "rival"
@@ -116,11 +111,7 @@ def test_report_has_the_head_to_head_section(tmp_path):
 def test_dsa_plot_is_written_per_set_and_frame(tmp_path):
     from experiments.report_v2 import dsa_plot
 
-    for frame in FRAMES:
-        for s in SETS:
-            d = tmp_path / "test" / f"frame-{frame}" / s
-            d.mkdir(parents=True)
-            d.joinpath("results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(s, frame)))
+    _write_half(tmp_path)
     rep = build(tmp_path, "test")
     out = tmp_path / "dsa.png"
     assert dsa_plot(rep, out) and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
