@@ -211,6 +211,7 @@ def offsets_by_decoding(tokenizer, ids: list[int], base: int) -> list[tuple[int,
 @torch.no_grad()
 def greedy_generate(model, ids: list[int], max_new_tokens: int, eos_ids: set[int]) -> list[int]:
     """Plain greedy decoding with a KV cache; stops after an end-of-sequence token."""
+    from .models.kv_cache import returned_cache, with_cache
     from .models.loader import attention_implementation
 
     device = next(model.parameters()).device
@@ -219,8 +220,8 @@ def greedy_generate(model, ids: list[int], max_new_tokens: int, eos_ids: set[int
         inp = torch.tensor([ids], device=device)
         past = None
         for _ in range(max_new_tokens):
-            out = model(input_ids=inp, past_key_values=past, use_cache=True, logits_to_keep=1)
-            past = out.past_key_values
+            out = model(input_ids=inp, **with_cache(model, past), use_cache=True, logits_to_keep=1)
+            past = returned_cache(out)
             nxt = int(out.logits[0, -1].argmax())
             out_ids.append(nxt)
             if nxt in eos_ids:

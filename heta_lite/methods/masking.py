@@ -104,6 +104,7 @@ def _prefix_kv(lm: LoadedModel, X: torch.Tensor, cache, input_ids: list[int] | N
     from transformers import DynamicCache
 
     from ..cache import KV_BLOCK, ModelIdentity, kv_to_device
+    from ..models.kv_cache import returned_cache, with_cache
 
     model = lm.model
     use_disk = cache is not None and input_ids is not None
@@ -114,13 +115,14 @@ def _prefix_kv(lm: LoadedModel, X: torch.Tensor, cache, input_ids: list[int] | N
         L, kv = hit
         past = DynamicCache(ddp_cache_data=kv_to_device(kv, X.device, X.dtype))
         pos = torch.arange(L, X.shape[0], device=X.device)[None]
-        out = model(inputs_embeds=X[None, L:], past_key_values=past, position_ids=pos, use_cache=True, logits_to_keep=1)
+        out = model(inputs_embeds=X[None, L:], **with_cache(model, past), position_ids=pos, use_cache=True,
+                    logits_to_keep=1)
     else:
         # A config-less DynamicCache keeps every key: the model's own cache would keep only the last
         # window-1 keys on sliding-window layers (Mistral, Gemma-2, Phi-3), and the suffix passes
         # below slice the prefix [:start] out of it.
-        out = model(inputs_embeds=X[None], past_key_values=DynamicCache(), use_cache=True, logits_to_keep=1)
-    kv = [(layer[0], layer[1]) for layer in out.past_key_values]
+        out = model(inputs_embeds=X[None], **with_cache(model, DynamicCache()), use_cache=True, logits_to_keep=1)
+    kv = [(layer[0], layer[1]) for layer in returned_cache(out)]
     if use_disk and (hit is None or hit[0] < (X.shape[0] // KV_BLOCK) * KV_BLOCK):
         cache.set_kv_prefix(identity, list(input_ids), dtype, kv)
     return kv
@@ -147,6 +149,8 @@ def _masked_suffix_logits(model, X: torch.Tensor, kv, chunk: list[int], mask_vec
     """Logits at the last position for each masked copy in `chunk`, reusing the cached prefix."""
     from transformers import DynamicCache
 
+    from ..models.kv_cache import with_cache
+
     n, d = X.shape
     start, B = chunk[0], len(chunk)
     if mask_vec is None:  # delete: drop row i; later tokens move one position left
@@ -163,6 +167,6 @@ def _masked_suffix_logits(model, X: torch.Tensor, kv, chunk: list[int], mask_vec
     if start > 0:
         cache = DynamicCache(ddp_cache_data=[(k[:, :, :start].expand(B, -1, -1, -1).contiguous(),
                                               v[:, :, :start].expand(B, -1, -1, -1).contiguous()) for k, v in kv])
-    out = model(inputs_embeds=suffix, past_key_values=cache, position_ids=position_ids, use_cache=cache is not None,
-                logits_to_keep=1)
+    out = model(inputs_embeds=suffix, **with_cache(model, cache), position_ids=position_ids,
+                use_cache=cache is not None, logits_to_keep=1)
     return out.logits[:, -1]
