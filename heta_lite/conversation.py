@@ -109,3 +109,9 @@ class Conversation:
                                  "off to use the plain turn format.", "conversation")
             spans.append((len(before), len(text) - len(after)))
         return text, spans
+
+    def turn_at(self, tokenizer, chat: bool, char: int) -> int:
+        """The turn whose text holds character `char` of the rendered conversation; a character in
+        the template between two turns belongs to the turn that follows it."""
+        _text, spans = self.render(tokenizer, chat)
+        return next((i for i, (_a, b) in enumerate(spans) if char < b), len(spans) - 1)

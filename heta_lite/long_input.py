@@ -74,6 +74,7 @@ class LongInputPlan:
     chunks: tuple[Chunk, ...]
     chunk_ids: tuple[tuple[int, ...], ...]  # the ids of each chunk (the only copy of the earlier text's ids)
     max_tokens: int = 0  # the context budget the window was cut for
+    window_turn: int | None = None  # a conversation: the turn the window starts in (0-based); None: a prompt
 
     @property
     def window_tokens(self) -> int:
@@ -88,7 +89,7 @@ class LongInputPlan:
                 "frame_tokens": self.frame_len,
                 "window": {"first_index": self.window_first, "last_index": self.window_last,
                            "start_char": self.window_chars[0], "end_char": self.window_chars[1],
-                           "n_tokens": self.window_tokens},
+                           "n_tokens": self.window_tokens, "turn": self.window_turn},
                 "window_budget": self.window_budget, "chunk_budget": self.chunk_budget}
 
 
@@ -108,8 +109,9 @@ class LongInputResult:
         first, last = p.window_first, p.window_last
         s = (f"Long input ({p.total_tokens} tokens > the {p.max_tokens}-token budget): the model saw the frame and "
              f"the last {p.window_tokens} prompt tokens before the target (tokens {first}-{last}, characters "
-             f"{p.window_chars[0]}-{p.window_chars[1]}), and {self.method or 'the method'} scored each of them "
-             "as for a short prompt")
+             f"{p.window_chars[0]}-{p.window_chars[1]}"
+             + ("" if p.window_turn is None else f", from turn {p.window_turn + 1} of the conversation on")
+             + f"), and {self.method or 'the method'} scored each of them as for a short prompt")
         if p.chunks:
             n_done = sum(e is not None for e in self.effects)
             s += (f"; the {p.earlier_tokens} earlier tokens were not seen or scored token by token: each of their "

@@ -17,7 +17,7 @@ indexes the full framed tokenization; the windowed context's positions index wha
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -295,6 +295,8 @@ def build_context(model, tokenizer, prompt: str | Conversation, target: TargetSp
         plan = None
         if long_input == "window" and len(ids) + k + 1 > max_tokens:  # long input: the last tokens that fit
             enc, plan = fit_generated(enc, k, new_tokens, max_tokens, model)
+            if plan is not None and conversation is not None:
+                plan = replace(plan, window_turn=conversation.turn_at(tokenizer, chat, plan.window_chars[0]))
             text, ids, offsets, special, origin = enc.text, enc.ids, enc.offsets, enc.special, enc.origin
         _check_length(len(ids) + k + 1, max_tokens, "The prompt plus the generated tokens up to the target",
                       long_input)

@@ -16,7 +16,7 @@ from heta_lite.cli import main
 from heta_lite.conversation import Conversation, Turn
 from heta_lite.engine import explain
 from heta_lite.errors import InputError
-from heta_lite.report import Report
+from heta_lite.report import Report, build_report, validate_report
 from heta_lite.targets import encode_prompt
 
 FAST = HetaSettings.preset("fast")
@@ -165,3 +165,35 @@ def test_cli_explain_conversation_file_and_its_errors(smollm, tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert main(["explain", "--conversation", str(tmp_path / "missing.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_conversation_longer_than_the_budget_names_the_turn_its_window_starts_in(tiny):
+    """Windowing cuts a long conversation inside an earlier turn: the report says which one, and
+    the window's first scored token is indeed text of that turn."""
+    long_turn = " ".join(f"word{i}" for i in range(150))
+    turns = [{"role": "user", "content": long_turn}, {"role": "assistant", "content": "Short answer here."},
+             {"role": "user", "content": "And again, " + long_turn}]
+    conv = Conversation.of(turns)
+    exp = explain(tiny, conv, TargetSpec(generated=0, max_new_tokens=1),
+                  HetaSettings.preset("fast", max_tokens=96, check=False), method="saliency")
+    report = build_report(exp)
+    validate_report(report)
+    window = report["long_input"]["window"]
+    text, spans = conv.render(tiny.tokenizer, chat=True)
+    first = next(t for t in exp.context.tokens if t.origin == "prompt")
+    a, b = spans[window["turn"]]
+    assert a <= first.start < b  # the window's first scored token lies in that turn's text
+    assert window["turn"] == 2  # 96 tokens cannot reach back past the 150-word last turn
+    assert "from turn 3 of the conversation on" in report["long_input"]["statement"]
+
+    single = build_report(explain(tiny, long_turn, TargetSpec(generated=0, max_new_tokens=1),
+                                  HetaSettings.preset("fast", max_tokens=96, check=False), method="saliency"))
+    assert single["long_input"]["window"]["turn"] is None and "turn" not in single["long_input"]["statement"]
+
+
+def test_turn_at_reads_the_rendered_spans(tiny):
+    conv = Conversation.of(TURNS)
+    text, spans = conv.render(tiny.tokenizer, chat=True)
+    assert [conv.turn_at(tiny.tokenizer, True, a) for a, _ in spans] == [0, 1, 2]
+    assert conv.turn_at(tiny.tokenizer, True, spans[0][1]) == 1  # template between turns 0 and 1: the next turn
+    assert conv.turn_at(tiny.tokenizer, True, 0) == 0 and conv.turn_at(tiny.tokenizer, True, len(text)) == 2
