@@ -1,6 +1,6 @@
 """The key/value cache argument of a model's forward, across transformers versions.
 
-transformers 4.x takes and returns `past_key_values`; 5.2x renamed it `cache` and keeps the old
+transformers 4.x takes and returns `past_key_values`; 5.x (5.24 here) renamed it `cache` and keeps the old
 name only behind a FutureWarning until 5.40 (which pyproject's `<6` admits). One place knows which
 name a model takes, so generation and the masked passes neither warn on every call nor break there.
 """
