@@ -77,7 +77,7 @@ def last_token(row: dict) -> tuple[bool, float]:
 def build(root: Path, half: str = "test") -> dict:
     rows = load_rows(root, half)
     items = {s: common_items(rows, s) for s in SETS}
-    methods = sorted({r["method"] for v in rows.values() for r in v})
+    methods = _methods(rows)
     table: dict = {}
     for frame in FRAMES:
         for s in SETS:
@@ -111,8 +111,11 @@ def head_to_head(rows: list[dict], default: str) -> dict:
         if rival == default:
             continue
         out[rival] = {}
+        # a fixed order: the bootstrap's seeded resampling is only reproducible over the same list
+        # (a set's order changes with the interpreter's string hashing from run to run)
+        shared = sorted(mine.keys() & theirs.keys(), key=str)
         for k in PAIRED:
-            pairs = [(_value(mine[key], k), _value(theirs[key], k)) for key in mine.keys() & theirs.keys()]
+            pairs = [(_value(mine[key], k), _value(theirs[key], k)) for key in shared]
             diffs = [b - a for a, b in pairs if a is not None and b is not None]
             if not diffs:
                 continue
@@ -120,6 +123,11 @@ def head_to_head(rows: list[dict], default: str) -> dict:
             ahead = "rival" if lo > 0 else "default" if hi < 0 else "neither"
             out[rival][k] = {"diff": mean, "ci95": [lo, hi], "n": len(diffs), "ahead": ahead}
     return out
+
+
+def _methods(rows: dict) -> list[str]:
+    """Every method with a row under any frame and set."""
+    return sorted({r["method"] for v in rows.values() for r in v})
 
 
 def default_method(default: str) -> tuple[str, str]:
@@ -177,7 +185,7 @@ def _number(name: str, x) -> str:
     if x is None:
         return f"{name} not measured"
     if name == "rate":
-        return f"rate {x:.0%}"
+        return f"rate {_pct(x)}"
     return f"{name} {x:+.3f}" if isinstance(x, float) else f"{name} {x}"
 
 
@@ -210,15 +218,13 @@ def markdown(rep: dict) -> str:
                   "| first-content top-1 | last-token share (min) | last-token top-1 | check passed |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for m, b in block.items():
-            rate = b["first_content_top1_rate"]
-            chk = b["check_pass_rate"]
             lines.append(f"| {m} | {_cell(b['aopc_zero'])} | {_cell(b['aopc_delete'])} | {_cell(b['sufficiency'])} | "
                          f"{_cell(b['soft_nc_ratio'])} | "
                          f"{_cell(b['soft_ns_ratio'])} | {_cell(b['dsa_distractor_first'], True)} | "
                          f"{_cell(b['dsa_evidence_first'], True)} | {_cell(b['dsa_pooled'], True)} | "
-                         f"{_cell(b['first_token_mass'])} | {_pct(rate)} | {_cell(b['last_token_share_min'])} | "
-                         f"{_pct(b['last_token_top1_rate'])} | "
-                         f"{_pct(chk)} |")
+                         f"{_cell(b['first_token_mass'])} | {_pct(b['first_content_top1_rate'])} | "
+                         f"{_cell(b['last_token_share_min'])} | {_pct(b['last_token_top1_rate'])} | "
+                         f"{_pct(b['check_pass_rate'])} |")
         lines.append("")
     b = rep.get("bars")
     if b:
@@ -311,14 +317,14 @@ def main(argv=None) -> int:
     root = Path(args.root)
     if args.owed:
         rows = load_rows(root, args.half)
-        methods = sorted({r["method"] for v in rows.values() for r in v})
-        print(json.dumps(completeness(root, args.half, rows, methods)))
+        print(json.dumps(completeness(root, args.half, rows, _methods(rows))))
         return 0
     rep = build(root, args.half)
     (root / f"{args.half}_report.json").write_text(json.dumps(rep, indent=2) + "\n")
-    (root / f"{args.half}_report.md").write_text(markdown(rep))
+    md = markdown(rep)
+    (root / f"{args.half}_report.md").write_text(md)
     dsa_plot(rep, root / f"{args.half}_dsa_by_order.png")
-    print(markdown(rep))
+    print(md)
     return 0
 
 

@@ -143,3 +143,23 @@ def test_last_token_diagnostic_reads_the_predicting_position():
     assert last_token(absent) == (False, 0.0)
     b = method_block([on_top, second, absent, {"n": 4}])  # a row without top tokens is not counted
     assert abs(b["last_token_top1_rate"] - 1 / 3) < 1e-12 and abs(b["last_token_share_min"]["mean"] - 0.3) < 1e-12
+
+
+def test_head_to_head_intervals_do_not_depend_on_row_order():
+    """The paired bootstrap is seeded; its interval must not change with the order rows arrive in
+    (or with the interpreter's hash seed, which orders sets of item keys)."""
+    from experiments.report_v2 import head_to_head
+
+    rows = []
+    for i in range(30):
+        base = {"item": f"dsa-{i:03d}", "order": "distractor_first"}
+        rows.append({**base, "method": "heta", "aopc_zero": (i * 7919 % 13) / 13})
+        rows.append({**base, "method": "saliency", "aopc_zero": (i * 104729 % 17) / 17})
+    from heta_lite.faithfulness.metrics import bootstrap_ci
+
+    forward = head_to_head(rows, "heta")["saliency"]["aopc_zero"]
+    backward = head_to_head(rows[::-1], "heta")["saliency"]["aopc_zero"]
+    assert forward["ci95"] == backward["ci95"] and forward["n"] == 30
+    by_item = sorted(rows, key=lambda r: r["item"])  # the reference: diffs in item order
+    diffs = [s["aopc_zero"] - h["aopc_zero"] for h, s in zip(by_item[0::2], by_item[1::2])]
+    assert forward["ci95"] == list(bootstrap_ci(diffs)[1:])
